@@ -1,1 +1,196 @@
-fn main() {}
+//! The `rsvpd` command line: parse arguments, call one function per subcommand,
+//! print the whole error chain and exit non-zero on failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rsvpd::commands::{self, AddArgs};
+use rsvpd::output::Format;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  error (the message names the problem and, where there is one, the fix)
+  2  wrong command line
+
+Logs go to stderr; RSVPD_LOG sets the level (e.g. debug), RSVPD_LOG_FORMAT=json prints JSON.";
+
+#[derive(Parser)]
+#[command(name = "rsvpd", version, about = "Event registration by email: reads the registration mailbox, records attendees, answers them.", after_help = EXIT_CODES)]
+struct Cli {
+    /// Config file [default: $RSVPD_CONFIG, then /etc/rsvpd/rsvpd.toml]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (until SIGTERM/SIGINT)
+    Run {
+        /// Drain the mailbox and the due outbox, then exit
+        #[arg(long)]
+        once: bool,
+    },
+    /// Validate the config and reach the mailbox, the SMTP server and the database
+    Check,
+    /// Feed .eml or mbox files through the same pipeline as the mailbox
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the configured conferences with their numbers
+    Conferences {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// List the attendees of a conference
+    Attendees {
+        conference: String,
+        /// Include cancelled registrations
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// The messages that need a human
+    Review {
+        #[command(subcommand)]
+        action: Option<ReviewAction>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Outgoing mail and its state
+    Outbox {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Register someone by hand (they get the same mail as by writing)
+    Add {
+        conference: String,
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        organization: Option<String>,
+        /// People in the party, the attendee included
+        #[arg(long, default_value_t = 1)]
+        party_size: u32,
+        /// Workshop id (repeatable)
+        #[arg(long = "workshop")]
+        workshops: Vec<String>,
+        /// A note for the organizers (repeatable)
+        #[arg(long = "note")]
+        notes: Vec<String>,
+        /// de or en [default: defaults.language]
+        #[arg(long)]
+        language: Option<String>,
+        /// Confirm even over capacity
+        #[arg(long)]
+        force: bool,
+    },
+    /// Cancel someone's registration by hand
+    Cancel { conference: String, email: String },
+    /// Print a commented example config
+    DefaultConfig,
+}
+
+#[derive(Subcommand)]
+enum ReviewAction {
+    /// Process the message as a registration for CONFERENCE and answer it
+    Assign { id: i64, conference: String },
+    /// Close the item without action
+    Dismiss { id: i64 },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RSVPD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("RSVPD_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rsvpd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = rsvpd::config::resolve_path(cli.config.as_deref());
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { once } => commands::run(&path, once).await,
+            Command::Check => commands::check(&path).await,
+            Command::Ingest { files } => commands::ingest(&path, &files).await,
+            Command::Conferences { format } => commands::conferences(&path, format).await,
+            Command::Attendees {
+                conference,
+                all,
+                format,
+            } => commands::attendees(&path, &conference, all, format).await,
+            Command::Review {
+                action: None,
+                format,
+            } => commands::review_list(&path, format).await,
+            Command::Review {
+                action: Some(ReviewAction::Assign { id, conference }),
+                ..
+            } => commands::review_assign(&path, id, &conference).await,
+            Command::Review {
+                action: Some(ReviewAction::Dismiss { id }),
+                ..
+            } => commands::review_dismiss(&path, id).await,
+            Command::Outbox { format } => commands::outbox(&path, format).await,
+            Command::Add {
+                conference,
+                email,
+                name,
+                organization,
+                party_size,
+                workshops,
+                notes,
+                language,
+                force,
+            } => {
+                let args = AddArgs {
+                    name,
+                    organization,
+                    party_size,
+                    workshops,
+                    notes,
+                    language,
+                    force,
+                };
+                commands::add(&path, &conference, &email, args).await
+            }
+            Command::Cancel { conference, email } => {
+                commands::cancel(&path, &conference, &email).await
+            }
+            Command::DefaultConfig => commands::default_config(),
+        }
+    });
+    // Blocking IMAP threads may sit in IDLE; do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rsvpd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

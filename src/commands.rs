@@ -1,0 +1,549 @@
+//! One function per subcommand of the command line.
+//!
+//! Commands read through the storage layer and write only through the same
+//! functions the daemon uses (pipeline, registrar), so a registration added by
+//! hand gets the same audit entry and the same mail as one that came by mail.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use chrono::Utc;
+
+use crate::config::{self, Config};
+use crate::daemon;
+use crate::mailbox::Source;
+use crate::mailer::Transport;
+use crate::output::{Format, Table, print_json};
+use crate::pipeline::{App, Processed, hex_sha256};
+use crate::register::Actor;
+use crate::storage::Store;
+use crate::understand::{self, Action, Attendee, Context};
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path)
+}
+
+pub fn default_config() -> anyhow::Result<()> {
+    print!("{}", config::EXAMPLE);
+    Ok(())
+}
+
+pub async fn run(path: &Path, once: bool) -> anyhow::Result<()> {
+    let config = load(path)?;
+    if once {
+        daemon::run_once(config).await
+    } else {
+        daemon::run(config).await
+    }
+}
+
+pub async fn check(path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    println!(
+        "config      ok: {} ({} conference(s))",
+        path.display(),
+        config.conferences.len()
+    );
+    let app = App::open(config).await?;
+    println!(
+        "database    ok: {}",
+        app.config.database.sqlite_path.display()
+    );
+    let mut source = Source::new(&app.config);
+    let line = source.check(&app).await.context("mailbox check failed")?;
+    println!("mailbox     ok: {line}");
+    let transport = Transport::new(&app.config.smtp)?;
+    let line = transport.check().await.context("SMTP check failed")?;
+    println!("smtp        ok: {line}");
+    app.store.close().await;
+    Ok(())
+}
+
+/// Split an mbox file into messages; a file that is not mbox is one message.
+fn split_mbox(data: &[u8]) -> Vec<Vec<u8>> {
+    if !data.starts_with(b"From ") {
+        return vec![data.to_vec()];
+    }
+    let mut messages = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b"From ") {
+            if let Some(m) = current.take() {
+                messages.push(m);
+            }
+            current = Some(Vec::new());
+            continue;
+        }
+        let body = current.get_or_insert_with(Vec::new);
+        // mboxrd: ">From " (with any number of >) lost one >.
+        let unescaped = if line.starts_with(b">")
+            && line
+                .iter()
+                .skip_while(|&&b| b == b'>')
+                .take(5)
+                .eq(b"From ".iter())
+        {
+            &line[1..]
+        } else {
+            line
+        };
+        body.extend_from_slice(unescaped);
+    }
+    if let Some(m) = current {
+        messages.push(m);
+    }
+    messages
+}
+
+pub async fn ingest(path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let app = App::open(config).await?;
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for file in files {
+        let data =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        for raw in split_mbox(&data) {
+            let location = format!("file:{}", hex_sha256(&raw));
+            let processed = app.process(&raw, &location).await?;
+            let outcome = match &processed {
+                Processed::Done(o) => o.outcome.to_string(),
+                Processed::AlreadyHandled(_) => "already handled".to_string(),
+            };
+            println!("{}: {outcome}", file.display());
+            *counts.entry(outcome).or_default() += 1;
+        }
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!("{}", summary.join(", "));
+    app.store.close().await;
+    Ok(())
+}
+
+pub async fn conferences(path: &Path, format: Format) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::open(&config.database.sqlite_path).await?;
+    store.sync_conferences(&config.conferences).await?;
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for c in &config.conferences {
+        let (regs, people, waiting) = store.registration_counts(&c.id).await?;
+        rows.push(serde_json::json!({
+            "id": c.id,
+            "title": c.title,
+            "starts": c.local_starts().format("%Y-%m-%dT%H:%M").to_string(),
+            "ends": c.local_ends().format("%Y-%m-%dT%H:%M").to_string(),
+            "timezone": c.timezone.name(),
+            "location": c.location,
+            "capacity": c.capacity,
+            "open": c.is_open(now),
+            "registrations": regs,
+            "people": people,
+            "waitlisted": waiting,
+        }));
+    }
+    store.close().await;
+    match format {
+        Format::Json => print_json(&rows),
+        _ => {
+            let mut t = Table::new(&[
+                "ID",
+                "TITLE",
+                "STARTS",
+                "OPEN",
+                "REGISTRATIONS",
+                "PEOPLE",
+                "CAPACITY",
+                "WAITLISTED",
+            ]);
+            for (c, r) in config.conferences.iter().zip(&rows) {
+                t.row(vec![
+                    c.id.clone(),
+                    c.title.clone(),
+                    c.local_starts().format("%Y-%m-%d %H:%M").to_string(),
+                    if c.is_open(now) {
+                        "yes".into()
+                    } else {
+                        "no".into()
+                    },
+                    r["registrations"].to_string(),
+                    r["people"].to_string(),
+                    c.capacity
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    r["waitlisted"].to_string(),
+                ]);
+            }
+            t.print()
+        }
+    }
+}
+
+fn known_conference<'a>(config: &'a Config, id: &str) -> anyhow::Result<&'a config::Conference> {
+    config.conference(id).ok_or_else(|| {
+        let ids: Vec<&str> = config.conferences.iter().map(|c| c.id.as_str()).collect();
+        anyhow!(
+            "no conference `{id}` in {}; known: {}",
+            config.path.display(),
+            ids.join(", ")
+        )
+    })
+}
+
+pub async fn attendees(
+    path: &Path,
+    conference: &str,
+    all: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let config = load(path)?;
+    known_conference(&config, conference)?;
+    let store = Store::open(&config.database.sqlite_path).await?;
+    let regs = store.registrations(conference, all).await?;
+    store.close().await;
+    match format {
+        Format::Json => print_json(&regs),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+            w.write_record([
+                "email",
+                "name",
+                "organization",
+                "party_size",
+                "companions",
+                "workshops",
+                "status",
+                "language",
+                "notes",
+                "registered_at",
+            ])?;
+            for r in &regs {
+                w.write_record([
+                    r.email.as_str(),
+                    r.name.as_deref().unwrap_or(""),
+                    r.organization.as_deref().unwrap_or(""),
+                    &r.party_size.to_string(),
+                    &r.companions.join("; "),
+                    &r.workshops.join("; "),
+                    r.status.as_str(),
+                    r.language.code(),
+                    &r.notes.join("; "),
+                    &crate::storage::ts(r.registered_at),
+                ])?;
+            }
+            w.flush()?;
+            Ok(())
+        }
+        Format::Table => {
+            let mut t = Table::new(&[
+                "EMAIL",
+                "NAME",
+                "ORGANIZATION",
+                "PARTY",
+                "WORKSHOPS",
+                "STATUS",
+                "LANG",
+                "NOTES",
+            ]);
+            for r in &regs {
+                t.row(vec![
+                    r.email.clone(),
+                    r.name.clone().unwrap_or_default(),
+                    r.organization.clone().unwrap_or_default(),
+                    r.party_size.to_string(),
+                    r.workshops.join(","),
+                    r.status.as_str().into(),
+                    r.language.code().into(),
+                    r.notes.join("; "),
+                ]);
+            }
+            t.print()?;
+            let people: u32 = regs
+                .iter()
+                .filter(|r| r.status == crate::storage::Status::Confirmed)
+                .map(|r| r.party_size)
+                .sum();
+            println!("{} registration(s), {people} confirmed people", regs.len());
+            Ok(())
+        }
+    }
+}
+
+pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::open(&config.database.sqlite_path).await?;
+    let items = store.review_items().await?;
+    store.close().await;
+    match format {
+        Format::Json => print_json(&items),
+        _ => {
+            let mut t = Table::new(&["ID", "RECEIVED", "FROM", "SUBJECT", "REASON"]);
+            for i in &items {
+                t.row(vec![
+                    i.id.to_string(),
+                    i.received_at.clone(),
+                    i.from.clone().unwrap_or_default(),
+                    i.subject.clone(),
+                    i.reason.clone(),
+                ]);
+            }
+            t.print()?;
+            println!("{} message(s) need a human", items.len());
+            Ok(())
+        }
+    }
+}
+
+pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Result<()> {
+    let config = load(path)?;
+    known_conference(&config, conference)?;
+    let app = App::open(config).await?;
+    let (_, raw) = app
+        .store
+        .review_raw(id)
+        .await?
+        .ok_or_else(|| anyhow!("no open review item {id}; `rsvpd review` lists them"))?;
+    // Read the mail again as if only this conference existed.
+    let refs: Vec<_> = app
+        .conference_refs()
+        .into_iter()
+        .filter(|c| c.id == conference)
+        .collect();
+    let ctx = Context {
+        conferences: &refs,
+        mailbox_address: &app.config.mailbox.address,
+        thread_conference: Some(conference),
+        default_language: app.config.defaults.language,
+    };
+    let understood = understand::understand(&raw, &ctx);
+    let action = match understood.action {
+        a @ (Action::Register { .. }
+        | Action::Update { .. }
+        | Action::Cancel { .. }
+        | Action::Confirm { .. }) => a,
+        _ => {
+            // The organizer decided this is a registration: register the sender.
+            let email = understood
+                .from
+                .clone()
+                .ok_or_else(|| anyhow!("review item {id} has no sender address to register"))?;
+            Action::Register {
+                conference: conference.to_string(),
+                attendees: vec![Attendee {
+                    email,
+                    name: None,
+                    organization: None,
+                    party_size: 1,
+                    companions: vec![],
+                    workshops: vec![],
+                    notes: vec![],
+                    language: understood.language,
+                    address_note: None,
+                }],
+            }
+        }
+    };
+    let message_id = understood
+        .message_id
+        .clone()
+        .unwrap_or_else(|| crate::pipeline::synthetic_message_id(&raw));
+    let now = Utc::now();
+    let mut tx = app.store.begin().await?;
+    let outcome = app
+        .registrar()
+        .apply(
+            &mut tx,
+            &action,
+            Actor::Mail {
+                message_id: &message_id,
+            },
+            now,
+        )
+        .await?;
+    if outcome.outcome == "review" {
+        bail!(
+            "review item {id} still cannot be applied: {}",
+            outcome.reason.unwrap_or_default()
+        );
+    }
+    let reason = format!("assigned to {conference} by an organizer");
+    if !tx
+        .resolve_review(id, "recorded", &reason, Some(conference))
+        .await?
+    {
+        bail!("review item {id} was closed meanwhile");
+    }
+    tx.commit().await?;
+    println!(
+        "review item {id}: recorded for {conference}, {} mail(s) queued",
+        outcome.queued
+    );
+    app.store.close().await;
+    Ok(())
+}
+
+pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::open(&config.database.sqlite_path).await?;
+    let mut tx = store.begin().await?;
+    if !tx
+        .resolve_review(id, "dismissed", "dismissed by an organizer", None)
+        .await?
+    {
+        bail!("no open review item {id}; `rsvpd review` lists them");
+    }
+    tx.commit().await?;
+    store.close().await;
+    println!("review item {id} dismissed");
+    Ok(())
+}
+
+pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::open(&config.database.sqlite_path).await?;
+    let items = store.outbox_items().await?;
+    store.close().await;
+    match format {
+        Format::Json => print_json(&items),
+        _ => {
+            let mut t = Table::new(&[
+                "ID",
+                "KIND",
+                "CONFERENCE",
+                "TO",
+                "STATE",
+                "TRIES",
+                "NEXT/SENT",
+                "LAST ERROR",
+            ]);
+            for i in &items {
+                t.row(vec![
+                    i.id.to_string(),
+                    i.kind.clone(),
+                    i.conference.clone().unwrap_or_default(),
+                    i.recipient.clone(),
+                    i.state.clone(),
+                    i.attempts.to_string(),
+                    i.sent_at
+                        .clone()
+                        .unwrap_or_else(|| i.next_attempt_at.clone()),
+                    i.last_error.clone().unwrap_or_default(),
+                ]);
+            }
+            t.print()?;
+            let queued = items.iter().filter(|i| i.state == "queued").count();
+            let failed = items.iter().filter(|i| i.state == "failed").count();
+            println!("{} mail(s): {queued} queued, {failed} failed", items.len());
+            Ok(())
+        }
+    }
+}
+
+pub struct AddArgs {
+    pub name: Option<String>,
+    pub organization: Option<String>,
+    pub party_size: u32,
+    pub workshops: Vec<String>,
+    pub notes: Vec<String>,
+    pub language: Option<String>,
+    pub force: bool,
+}
+
+pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let conf = known_conference(&config, conference)?.clone();
+    let email: lettre::Address = email
+        .parse()
+        .map_err(|e| anyhow!("`{email}` is not an email address ({e})"))?;
+    for w in &args.workshops {
+        if !conf.workshops.iter().any(|x| &x.id == w) {
+            let ids: Vec<&str> = conf.workshops.iter().map(|w| w.id.as_str()).collect();
+            bail!(
+                "conference {} has no workshop `{w}`; known: {}",
+                conf.id,
+                ids.join(", ")
+            );
+        }
+    }
+    let language = match args.language.as_deref() {
+        None => config.defaults.language,
+        Some(l) => config::Language::parse(l)
+            .ok_or_else(|| anyhow!("--language must be de or en, not `{l}`"))?,
+    };
+    let app = App::open(config).await?;
+    let attendee = Attendee {
+        email: email.to_string().to_lowercase(),
+        name: args.name.map(|n| crate::mailer::header_safe(&n)),
+        organization: args.organization,
+        party_size: args.party_size.max(1),
+        companions: vec![],
+        workshops: args.workshops,
+        notes: args.notes,
+        language,
+        address_note: Some("added by an organizer".into()),
+    };
+    let mut tx = app.store.begin().await?;
+    let (queued, note) = app
+        .registrar()
+        .register(
+            &mut tx,
+            &conf,
+            &attendee,
+            Actor::Cli { message_id: None },
+            args.force,
+            Utc::now(),
+        )
+        .await?;
+    let status = tx
+        .registration(&conf.id, &attendee.email)
+        .await?
+        .map(|r| r.status.as_str())
+        .unwrap_or("?");
+    tx.commit().await?;
+    println!(
+        "{} registered for {} ({status}); {queued} mail(s) queued{}",
+        attendee.email,
+        conf.id,
+        note.map(|n| format!(" — {n}")).unwrap_or_default()
+    );
+    app.store.close().await;
+    Ok(())
+}
+
+pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let conf = known_conference(&config, conference)?.clone();
+    let app = App::open(config).await?;
+    let mut tx = app.store.begin().await?;
+    let result = app
+        .registrar()
+        .cancel(
+            &mut tx,
+            &conf,
+            email,
+            Actor::Cli { message_id: None },
+            Utc::now(),
+        )
+        .await?;
+    let Some((queued, _)) = result else {
+        bail!("{email} has no registration for {}", conf.id);
+    };
+    tx.commit().await?;
+    println!("{email} cancelled for {}; {queued} mail(s) queued", conf.id);
+    app.store.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_mbox;
+
+    #[test]
+    fn mbox_is_split_and_unescaped() {
+        let mbox = b"From a@b Mon Jan  1 00:00:00 2027\nSubject: 1\n\n>From here\nbody\nFrom c@d Mon Jan  1 00:00:00 2027\nSubject: 2\n\nx\n";
+        let m = split_mbox(mbox);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0], b"Subject: 1\n\nFrom here\nbody\n");
+        assert_eq!(m[1], b"Subject: 2\n\nx\n");
+        assert_eq!(split_mbox(b"Subject: x\n\nbody").len(), 1);
+    }
+}

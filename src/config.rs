@@ -1,0 +1,1145 @@
+//! The configuration file: the TOML contract of PRODUCT.md, parsed into types.
+//!
+//! Everything an operator can get wrong is caught here, at the edge, with an
+//! error that names the key and the line: unknown keys, malformed URLs, `tls=none`
+//! on a host that is not loopback, bad durations, time zones and dates. Secrets are
+//! never read from this file: passwords come from `password_file` or from the
+//! environment (`RSVPD_IMAP_PASSWORD`, `RSVPD_SMTP_PASSWORD`). This module does no
+//! network I/O; relative paths are resolved against the config file's folder.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, NaiveDateTime, NaiveTime, TimeZone as _, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use toml::Spanned;
+
+/// The commented example printed by `rsvpd default-config`.
+pub const EXAMPLE: &str = include_str!("../config/rsvpd.example.toml");
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub mailbox: MailboxConfig,
+    pub smtp: SmtpConfig,
+    pub database: DatabaseConfig,
+    pub defaults: Defaults,
+    pub conferences: Vec<Conference>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    pub source: MailboxSource,
+    pub folder: String,
+    pub processed_folder: String,
+    pub review_folder: String,
+    pub idle: bool,
+    pub poll_interval: Duration,
+    /// How long one IMAP command may take before the connection counts as dead.
+    pub timeout: Duration,
+    /// The address attendees write to; plus addresses of it route to a conference.
+    pub address: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum MailboxSource {
+    Imap(ImapServer),
+    Maildir(PathBuf),
+}
+
+#[derive(Clone)]
+pub struct ImapServer {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub user: String,
+    pub password: Secret,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for ImapServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "imap {}@{}:{} ({:?})",
+            self.user, self.host, self.port, self.tls
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// TLS from the first byte (imaps, smtps).
+    Implicit,
+    /// Plain connect, then STARTTLS (required, never optional).
+    StartTls,
+    /// No encryption at all; only accepted for loopback hosts.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub transport: SmtpTransportConfig,
+    pub from: lettre::message::Mailbox,
+    pub max_per_minute: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum SmtpTransportConfig {
+    Smtp(SmtpServer),
+    /// Write each message as an `.eml` file into this folder (demo, tests).
+    File(PathBuf),
+}
+
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for SmtpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = self.user.as_deref().unwrap_or("-");
+        write!(
+            f,
+            "smtp {}@{}:{} ({:?})",
+            user, self.host, self.port, self.tls
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Path of the SQLite database file.
+    pub sqlite_path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub timezone: Tz,
+    pub language: Language,
+    pub retention_days: u32,
+}
+
+pub use crate::understand::Language;
+
+impl Language {
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::De => "de",
+            Language::En => "en",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Language> {
+        match s {
+            "de" => Some(Language::De),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptIn {
+    Single,
+    Double,
+}
+
+#[derive(Debug, Clone)]
+pub struct Conference {
+    pub id: String,
+    pub title: String,
+    pub aliases: Vec<String>,
+    pub timezone: Tz,
+    pub starts: DateTime<Utc>,
+    pub ends: DateTime<Utc>,
+    pub location: String,
+    pub capacity: Option<u32>,
+    pub opt_in: OptIn,
+    pub organizers: Vec<String>,
+    pub workshops: Vec<Workshop>,
+    pub address: Option<String>,
+    pub reminders: Vec<Reminder>,
+    pub digests: Vec<Digest>,
+}
+
+impl Conference {
+    /// Open for registration: it has not started yet.
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        now < self.starts
+    }
+    pub fn local_starts(&self) -> DateTime<Tz> {
+        self.starts.with_timezone(&self.timezone)
+    }
+    pub fn local_ends(&self) -> DateTime<Tz> {
+        self.ends.with_timezone(&self.timezone)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workshop {
+    pub id: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reminder {
+    pub before: HumanDuration,
+    pub at: Option<LocalTime>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Digest {
+    pub cron: CronSchedule,
+}
+
+/// A password or other secret: never printed, never logged.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The file as written. Values that can be checked on their own are parsed by
+// their `Deserialize` impl, so the toml crate attaches the line to the error.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    mailbox: RawMailbox,
+    smtp: RawSmtp,
+    database: RawDatabase,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default, rename = "conference")]
+    conferences: Vec<RawConference>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMailbox {
+    url: Spanned<MailboxUrl>,
+    password_file: Option<String>,
+    #[serde(default = "default_folder")]
+    folder: String,
+    #[serde(default = "default_processed")]
+    processed_folder: String,
+    #[serde(default = "default_review")]
+    review_folder: String,
+    #[serde(default = "yes")]
+    idle: bool,
+    #[serde(default = "default_poll")]
+    poll_interval: HumanDuration,
+    #[serde(default = "default_timeout")]
+    timeout: HumanDuration,
+    address: Option<Spanned<String>>,
+    ca_file: Option<String>,
+}
+
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_processed() -> String {
+    "rsvpd/processed".into()
+}
+fn default_review() -> String {
+    "rsvpd/review".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_poll() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    url: Spanned<SmtpUrl>,
+    password_file: Option<String>,
+    from: Spanned<String>,
+    #[serde(default = "default_rate")]
+    max_per_minute: u32,
+    #[serde(default = "default_timeout")]
+    timeout: HumanDuration,
+    ca_file: Option<String>,
+}
+
+fn default_rate() -> u32 {
+    60
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    #[serde(default = "berlin")]
+    timezone: TimeZoneName,
+    #[serde(default = "german")]
+    language: Language,
+    #[serde(default = "default_retention")]
+    retention_days: u32,
+}
+
+impl Default for RawDefaults {
+    fn default() -> Self {
+        RawDefaults {
+            timezone: berlin(),
+            language: german(),
+            retention_days: default_retention(),
+        }
+    }
+}
+
+fn berlin() -> TimeZoneName {
+    TimeZoneName(chrono_tz::Europe::Berlin)
+}
+fn german() -> Language {
+    Language::De
+}
+fn default_retention() -> u32 {
+    90
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConference {
+    id: Spanned<ConferenceIdStr>,
+    title: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    timezone: Option<TimeZoneName>,
+    starts: Spanned<LocalDateTime>,
+    ends: Spanned<LocalDateTime>,
+    #[serde(default)]
+    location: String,
+    capacity: Option<u32>,
+    #[serde(default = "single")]
+    opt_in: OptIn,
+    #[serde(default)]
+    organizers: Vec<String>,
+    #[serde(default)]
+    workshops: Vec<Workshop>,
+    address: Option<String>,
+    #[serde(default, rename = "reminder")]
+    reminders: Vec<Reminder>,
+    #[serde(default, rename = "digest")]
+    digests: Vec<Digest>,
+}
+
+fn single() -> OptIn {
+    OptIn::Single
+}
+
+// ---------------------------------------------------------------------------
+// Value types that validate themselves while being deserialized.
+
+/// "90s", "15m", "6h", "7d", or combinations like "1d12h".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty duration; write e.g. \"60s\", \"15m\", \"6h\" or \"7d\"".into());
+        }
+        let mut total: u64 = 0;
+        let mut number = String::new();
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            let unit = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                'w' => 7 * 86400,
+                _ => {
+                    return Err(format!(
+                        "`{s}` is not a duration: unknown unit `{c}`; use s, m, h, d or w"
+                    ));
+                }
+            };
+            let n: u64 = number
+                .parse()
+                .map_err(|_| format!("`{s}` is not a duration; write e.g. \"60s\" or \"7d\""))?;
+            total = total.saturating_add(n.saturating_mul(unit));
+            number.clear();
+        }
+        if !number.is_empty() {
+            return Err(format!(
+                "`{s}` has no unit; write e.g. \"{s}s\" for seconds"
+            ));
+        }
+        Ok(HumanDuration(Duration::from_secs(total)))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HumanDuration::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LocalTime(pub NaiveTime);
+
+impl<'de> Deserialize<'de> for LocalTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        NaiveTime::parse_from_str(&s, "%H:%M")
+            .map(LocalTime)
+            .map_err(|_| {
+                de::Error::custom(format!("`{s}` is not a time of day; write e.g. \"09:00\""))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LocalDateTime(NaiveDateTime);
+
+impl<'de> Deserialize<'de> for LocalDateTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M")
+            .or_else(|_| NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S"))
+            .map(LocalDateTime)
+            .map_err(|_| {
+                de::Error::custom(format!(
+                    "`{s}` is not a local date and time; write e.g. \"2027-10-15T13:30\" (the conference's time zone applies)"
+                ))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TimeZoneName(Tz);
+
+impl<'de> Deserialize<'de> for TimeZoneName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Tz>().map(TimeZoneName).map_err(|_| {
+            de::Error::custom(format!(
+                "`{s}` is not a time zone; write an IANA name such as \"Europe/Berlin\""
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ConferenceIdStr(String);
+
+impl<'de> Deserialize<'de> for ConferenceIdStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.'
+            });
+        if ok {
+            Ok(ConferenceIdStr(s))
+        } else {
+            Err(de::Error::custom(format!(
+                "conference id `{s}` may only hold lowercase letters, digits, `-`, `_` and `.` (it is used in plus addresses)"
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    pub expression: String,
+    pub schedule: cron::Schedule,
+}
+
+impl<'de> Deserialize<'de> for CronSchedule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<cron::Schedule>()
+            .map(|schedule| CronSchedule {
+                expression: s.clone(),
+                schedule,
+            })
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "`{s}` is not a cron expression ({e}); write seconds minutes hours day month weekday, e.g. \"0 0 8 * * Mon-Fri\""
+                ))
+            })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum MailboxUrl {
+    Imap {
+        host: String,
+        port: u16,
+        tls: Tls,
+        user: String,
+    },
+    Maildir(String),
+}
+
+impl<'de> Deserialize<'de> for MailboxUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_mailbox_url(&s).map_err(de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum SmtpUrl {
+    Smtp {
+        host: String,
+        port: u16,
+        tls: Tls,
+        user: Option<String>,
+    },
+    File(String),
+}
+
+impl<'de> Deserialize<'de> for SmtpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_smtp_url(&s).map_err(de::Error::custom)
+    }
+}
+
+/// The parts of a `scheme://user@host:port?tls=…` URL.
+struct ServerUrl {
+    scheme: String,
+    user: Option<String>,
+    host: String,
+    port: Option<u16>,
+    tls_none: bool,
+}
+
+fn parse_server_url(s: &str) -> Result<ServerUrl, String> {
+    let (scheme, rest) = s.split_once("://").ok_or_else(|| {
+        format!("`{s}` is not a URL; it must start with a scheme such as imaps://")
+    })?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let rest = rest.trim_end_matches('/');
+    let (user, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(percent_decode(u)?), h),
+        None => (None, rest),
+    };
+    let (host, port) = if let Some(stripped) = hostport.strip_prefix('[') {
+        // [::1]:143
+        let (h, after) = stripped
+            .split_once(']')
+            .ok_or_else(|| format!("`{s}`: unclosed `[` in the host"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(
+                p.parse()
+                    .map_err(|_| format!("`{s}`: `{p}` is not a port number"))?,
+            ),
+            None => None,
+        };
+        (h.to_string(), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                Some(
+                    p.parse()
+                        .map_err(|_| format!("`{s}`: `{p}` is not a port number"))?,
+                ),
+            ),
+            None => (hostport.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("`{s}` names no host"));
+    }
+    let mut tls_none = false;
+    if let Some(q) = query {
+        for pair in q.split('&') {
+            match pair {
+                "tls=none" => tls_none = true,
+                other => {
+                    return Err(format!(
+                        "`{s}`: unknown URL option `{other}`; the only option is `tls=none` (loopback hosts only)"
+                    ));
+                }
+            }
+        }
+    }
+    if tls_none && !is_loopback(&host) {
+        return Err(format!(
+            "`{s}`: tls=none is refused for `{host}` because it is not a loopback address; passwords and attendee data would cross the network in clear text. Use {scheme}s:// or STARTTLS"
+        ));
+    }
+    Ok(ServerUrl {
+        scheme: scheme.to_string(),
+        user,
+        host,
+        port,
+        tls_none,
+    })
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    format!("`{s}`: bad percent escape; write `@` in a user name as `%40`")
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}`: the user name is not UTF-8"))
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+fn parse_mailbox_url(s: &str) -> Result<MailboxUrl, String> {
+    if let Some(path) = s.strip_prefix("maildir://") {
+        if path.is_empty() {
+            return Err("maildir:// needs a path, e.g. maildir:///var/lib/rsvpd/inbox".into());
+        }
+        return Ok(MailboxUrl::Maildir(path.to_string()));
+    }
+    let u = parse_server_url(s)?;
+    let (tls, default_port) = match (u.scheme.as_str(), u.tls_none) {
+        ("imaps", false) => (Tls::Implicit, 993),
+        ("imaps", true) => {
+            return Err(format!(
+                "`{s}`: imaps:// with tls=none contradicts itself; use imap://…?tls=none"
+            ));
+        }
+        ("imap", false) => (Tls::StartTls, 143),
+        ("imap", true) => (Tls::None, 143),
+        (other, _) => {
+            return Err(format!(
+                "`{s}`: unknown scheme `{other}`; use imaps://, imap:// (STARTTLS) or maildir://"
+            ));
+        }
+    };
+    let user = u.user.ok_or_else(|| {
+        format!("`{s}` names no user; write imaps://USER@HOST (an `@` in USER as %40)")
+    })?;
+    Ok(MailboxUrl::Imap {
+        host: u.host,
+        port: u.port.unwrap_or(default_port),
+        tls,
+        user,
+    })
+}
+
+fn parse_smtp_url(s: &str) -> Result<SmtpUrl, String> {
+    if let Some(path) = s.strip_prefix("file://") {
+        if path.is_empty() {
+            return Err("file:// needs a folder, e.g. file:///var/lib/rsvpd/sent".into());
+        }
+        return Ok(SmtpUrl::File(path.to_string()));
+    }
+    let u = parse_server_url(s)?;
+    let (tls, default_port) = match (u.scheme.as_str(), u.tls_none) {
+        ("smtps", false) => (Tls::Implicit, 465),
+        ("smtps", true) => {
+            return Err(format!(
+                "`{s}`: smtps:// with tls=none contradicts itself; use smtp://…?tls=none"
+            ));
+        }
+        ("smtp", false) => (Tls::StartTls, 587),
+        ("smtp", true) => (Tls::None, 25),
+        (other, _) => {
+            return Err(format!(
+                "`{s}`: unknown scheme `{other}`; use smtps://, smtp:// (STARTTLS) or file://"
+            ));
+        }
+    };
+    Ok(SmtpUrl::Smtp {
+        host: u.host,
+        port: u.port.unwrap_or(default_port),
+        tls,
+        user: u.user,
+    })
+}
+
+// ---------------------------------------------------------------------------
+
+/// Where to look for the config: `--config`, then `$RSVPD_CONFIG`, then /etc.
+pub fn resolve_path(arg: Option<&Path>) -> PathBuf {
+    if let Some(p) = arg {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("RSVPD_CONFIG").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    PathBuf::from("/etc/rsvpd/rsvpd.toml")
+}
+
+/// A config problem located in the file: "FILE line N: message".
+fn at_line(path: &Path, text: &str, offset: usize, msg: impl fmt::Display) -> anyhow::Error {
+    let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+    anyhow::anyhow!("{} line {}: {}", path.display(), line, msg)
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the config file {}; pass --config PATH or set RSVPD_CONFIG (`rsvpd default-config` prints an example)",
+                path.display()
+            )
+        })?;
+        Self::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parse `text` as if read from `path`; `env` looks up environment variables.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            match e.span() {
+                Some(span) => at_line(path, text, span.start, msg),
+                None => anyhow::anyhow!("{}: {}", path.display(), msg),
+            }
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        // [mailbox]
+        let m = raw.mailbox;
+        let url_offset = m.url.span().start;
+        let source = match m.url.into_inner() {
+            MailboxUrl::Maildir(p) => MailboxSource::Maildir(resolve(&p)),
+            MailboxUrl::Imap {
+                host,
+                port,
+                tls,
+                user,
+            } => {
+                let password = read_secret(m.password_file.as_deref(), "RSVPD_IMAP_PASSWORD", &resolve, env)
+                    .map_err(|e| at_line(path, text, url_offset, format!("[mailbox] {e}")))?
+                    .ok_or_else(|| {
+                        at_line(
+                            path,
+                            text,
+                            url_offset,
+                            "[mailbox] has no password: set `password_file` (e.g. a systemd credential) or the environment variable RSVPD_IMAP_PASSWORD",
+                        )
+                    })?;
+                MailboxSource::Imap(ImapServer {
+                    host,
+                    port,
+                    tls,
+                    user,
+                    password,
+                    ca_file: m.ca_file.as_deref().map(&resolve),
+                })
+            }
+        };
+        let address = match m.address {
+            Some(a) => {
+                let off = a.span().start;
+                let a = a.into_inner();
+                if !looks_like_address(&a) {
+                    return Err(at_line(
+                        path,
+                        text,
+                        off,
+                        format!("[mailbox] address `{a}` is not an email address"),
+                    ));
+                }
+                a.to_lowercase()
+            }
+            None => String::new(),
+        };
+
+        // [smtp]
+        let s = raw.smtp;
+        let smtp_offset = s.url.span().start;
+        let transport = match s.url.into_inner() {
+            SmtpUrl::File(p) => SmtpTransportConfig::File(resolve(&p)),
+            SmtpUrl::Smtp {
+                host,
+                port,
+                tls,
+                user,
+            } => {
+                let password = read_secret(
+                    s.password_file.as_deref(),
+                    "RSVPD_SMTP_PASSWORD",
+                    &resolve,
+                    env,
+                )
+                .map_err(|e| at_line(path, text, smtp_offset, format!("[smtp] {e}")))?;
+                if user.is_some() && password.is_none() {
+                    return Err(at_line(
+                        path,
+                        text,
+                        smtp_offset,
+                        "[smtp] names a user but no password: set `password_file` or the environment variable RSVPD_SMTP_PASSWORD",
+                    ));
+                }
+                SmtpTransportConfig::Smtp(SmtpServer {
+                    host,
+                    port,
+                    tls,
+                    user,
+                    password,
+                    ca_file: s.ca_file.as_deref().map(&resolve),
+                })
+            }
+        };
+        let from_offset = s.from.span().start;
+        let from: lettre::message::Mailbox = s.from.into_inner().parse().map_err(|e| {
+            at_line(
+                path,
+                text,
+                from_offset,
+                format!("[smtp] from is not a mail address ({e}); write e.g. \"Anmeldung <anmeldung@example.org>\""),
+            )
+        })?;
+        let address = if address.is_empty() {
+            from.email.to_string().to_lowercase()
+        } else {
+            address
+        };
+
+        // [database]
+        let db_offset = raw.database.url.span().start;
+        let db_url = raw.database.url.into_inner();
+        let sqlite_path = if let Some(p) = db_url.strip_prefix("sqlite://") {
+            resolve(p)
+        } else if let Some(p) = db_url.strip_prefix("sqlite:") {
+            resolve(p)
+        } else if db_url.starts_with("postgres://") || db_url.starts_with("postgresql://") {
+            return Err(at_line(
+                path,
+                text,
+                db_offset,
+                "[database] url: PostgreSQL is not supported by this version yet; use sqlite:///var/lib/rsvpd/rsvpd.db",
+            ));
+        } else {
+            return Err(at_line(
+                path,
+                text,
+                db_offset,
+                format!(
+                    "[database] url `{db_url}` is not a database URL; write sqlite:///var/lib/rsvpd/rsvpd.db"
+                ),
+            ));
+        };
+
+        let defaults = Defaults {
+            timezone: raw.defaults.timezone.0,
+            language: raw.defaults.language,
+            retention_days: raw.defaults.retention_days,
+        };
+
+        // [[conference]]
+        let mut conferences = Vec::new();
+        for c in raw.conferences {
+            let id_offset = c.id.span().start;
+            let id = c.id.into_inner().0;
+            if conferences.iter().any(|o: &Conference| o.id == id) {
+                return Err(at_line(
+                    path,
+                    text,
+                    id_offset,
+                    format!("conference id `{id}` appears twice"),
+                ));
+            }
+            let tz = c.timezone.map(|t| t.0).unwrap_or(defaults.timezone);
+            let starts_offset = c.starts.span().start;
+            let ends_offset = c.ends.span().start;
+            let starts = local_to_utc(tz, c.starts.into_inner().0).map_err(|e| {
+                at_line(
+                    path,
+                    text,
+                    starts_offset,
+                    format!("conference `{id}` starts: {e}"),
+                )
+            })?;
+            let ends = local_to_utc(tz, c.ends.into_inner().0).map_err(|e| {
+                at_line(
+                    path,
+                    text,
+                    ends_offset,
+                    format!("conference `{id}` ends: {e}"),
+                )
+            })?;
+            if ends <= starts {
+                return Err(at_line(
+                    path,
+                    text,
+                    ends_offset,
+                    format!("conference `{id}` ends before it starts"),
+                ));
+            }
+            for o in &c.organizers {
+                if !looks_like_address(o) {
+                    return Err(at_line(
+                        path,
+                        text,
+                        id_offset,
+                        format!("conference `{id}`: organizer `{o}` is not an email address"),
+                    ));
+                }
+            }
+            conferences.push(Conference {
+                id,
+                title: c.title,
+                aliases: c.aliases,
+                timezone: tz,
+                starts,
+                ends,
+                location: c.location,
+                capacity: c.capacity,
+                opt_in: c.opt_in,
+                organizers: c.organizers,
+                workshops: c.workshops,
+                address: c.address.map(|a| a.to_lowercase()),
+                reminders: c.reminders,
+                digests: c.digests,
+            });
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            mailbox: MailboxConfig {
+                source,
+                folder: m.folder,
+                processed_folder: m.processed_folder,
+                review_folder: m.review_folder,
+                idle: m.idle,
+                poll_interval: m.poll_interval.0,
+                timeout: m.timeout.0,
+                address,
+            },
+            smtp: SmtpConfig {
+                transport,
+                from,
+                max_per_minute: s.max_per_minute.max(1),
+                timeout: s.timeout.0,
+            },
+            database: DatabaseConfig { sqlite_path },
+            defaults,
+            conferences,
+        })
+    }
+
+    pub fn conference(&self, id: &str) -> Option<&Conference> {
+        self.conferences.iter().find(|c| c.id == id)
+    }
+}
+
+fn looks_like_address(s: &str) -> bool {
+    s.parse::<lettre::Address>().is_ok()
+}
+
+/// A local wall-clock time in `tz` as UTC; a time that does not exist (spring
+/// forward) or exists twice (fall back) is an error rather than a guess.
+pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Result<DateTime<Utc>, String> {
+    match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+        chrono::LocalResult::Ambiguous(a, _) => Ok(a.with_timezone(&Utc)),
+        chrono::LocalResult::None => Err(format!(
+            "{local} does not exist in {tz} (clocks jump forward then)"
+        )),
+    }
+}
+
+fn read_secret(
+    file: Option<&str>,
+    env_name: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<Secret>> {
+    if let Some(f) = file {
+        let p = resolve(f);
+        let s = std::fs::read_to_string(&p)
+            .with_context(|| format!("cannot read password_file {}", p.display()))?;
+        let s = s.trim_end_matches(['\r', '\n']).to_string();
+        if s.is_empty() {
+            bail!("password_file {} is empty", p.display());
+        }
+        return Ok(Some(Secret(s)));
+    }
+    Ok(env(env_name).filter(|s| !s.is_empty()).map(Secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[mailbox]
+url = "imap://anmeldung%40example.org@127.0.0.1:1143?tls=none"
+[smtp]
+url = "smtp://127.0.0.1:2525?tls=none"
+from = "Anmeldung <anmeldung@example.org>"
+[database]
+url = "sqlite://rsvpd.db"
+[[conference]]
+id = "miko-2027"
+title = "Vierte Migrationskonferenz"
+starts = "2027-10-15T13:30"
+ends = "2027-10-15T19:30"
+[[conference.reminder]]
+before = "7d"
+at = "09:00"
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "RSVPD_IMAP_PASSWORD").then(|| "pw".to_string())
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        Config::parse(Path::new("/etc/rsvpd/rsvpd.toml"), text, &env)
+    }
+
+    #[test]
+    fn good_config_parses() {
+        let c = parse(GOOD).expect("parses");
+        match &c.mailbox.source {
+            MailboxSource::Imap(s) => {
+                assert_eq!(s.user, "anmeldung@example.org");
+                assert_eq!(s.port, 1143);
+                assert_eq!(s.tls, Tls::None);
+                assert_eq!(s.password.expose(), "pw");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.database.sqlite_path, Path::new("/etc/rsvpd/rsvpd.db"));
+        assert_eq!(c.mailbox.address, "anmeldung@example.org");
+        // 13:30 CEST is 11:30 UTC.
+        assert_eq!(
+            c.conferences[0].starts.to_rfc3339(),
+            "2027-10-15T11:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = GOOD.replace("title = \"Vierte", "titel = \"x\"\ntitle = \"Vierte");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(e.contains("titel"), "{e}");
+        assert!(e.contains("line 11"), "{e}");
+    }
+
+    #[test]
+    fn tls_none_refused_off_loopback() {
+        let text = GOOD.replace("127.0.0.1:1143", "imap.example.org:143");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(e.contains("tls=none is refused"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn missing_password_is_explained() {
+        let e = Config::parse(Path::new("x.toml"), GOOD, &|_| None).unwrap_err();
+        assert!(format!("{e:#}").contains("RSVPD_IMAP_PASSWORD"));
+    }
+
+    #[test]
+    fn bad_duration_and_date_name_the_line() {
+        let text = GOOD.replace("before = \"7d\"", "before = \"7 days\"");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(e.contains("line 15"), "{e}");
+        let text = GOOD.replace("2027-10-15T19:30", "15.10.2027 19:30");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(
+            e.contains("line 13") && e.contains("2027-10-15T13:30"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(HumanDuration::parse("90s").unwrap().0.as_secs(), 90);
+        assert_eq!(HumanDuration::parse("1d12h").unwrap().0.as_secs(), 129600);
+        assert!(HumanDuration::parse("12").is_err());
+        assert!(HumanDuration::parse("3x").is_err());
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let e = |n: &str| Some(format!("secret-{n}"));
+        // The credential files exist only under systemd; the environment stands in.
+        let text: String = EXAMPLE
+            .lines()
+            .filter(|l| !l.starts_with("password_file"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c =
+            Config::parse(Path::new("/etc/rsvpd/rsvpd.toml"), &text, &e).expect("example parses");
+        assert!(!c.conferences.is_empty());
+    }
+
+    #[test]
+    fn secret_is_not_printed() {
+        let c = parse(GOOD).unwrap();
+        assert!(!format!("{c:?}").contains("\"pw\""));
+    }
+}

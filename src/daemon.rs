@@ -1,0 +1,193 @@
+//! The daemon: the mailbox and outbox workers, their loops, and shutdown.
+//!
+//! Each worker calls its one-step function (`mailbox::step`, `outbox::step`) and
+//! only *waits* in a cancellable way: a step that has begun is finished, so
+//! SIGTERM never cuts a message in half. Shutdown is a watch channel passed to
+//! every loop; `run` waits for the loops to end (bounded, so the process exits
+//! within seconds even if a server hangs — an interrupted send stays queued and
+//! is retried). Errors in a step are logged and retried with backoff; they never
+//! end the daemon.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::mailbox::{self, Source};
+use crate::mailer::Transport;
+use crate::outbox::{self, Step};
+use crate::pipeline::App;
+
+/// `rsvpd run --once`: drain the mailbox, then send what is due, then return.
+pub async fn run_once(config: Config) -> anyhow::Result<()> {
+    let app = App::open(config).await?;
+    let transport = Transport::new(&app.config.smtp)?;
+    let mut source = Source::new(&app.config);
+    let handled = mailbox::drain(&app, &mut source)
+        .await
+        .context("reading the mailbox")?;
+    let mut sent = 0;
+    loop {
+        match outbox::step(&app, &transport).await? {
+            Step::Worked => sent += 1,
+            Step::Throttled(until) => {
+                let wait = (until - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::from_millis(200));
+                tokio::time::sleep(wait).await;
+            }
+            Step::Idle(_) => break,
+        }
+    }
+    info!(handled, sent, "run --once finished");
+    app.store.close().await;
+    Ok(())
+}
+
+/// `rsvpd run`: until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let app = App::open(config).await?;
+    let transport = Transport::new(&app.config.smtp)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mailbox_task = tokio::spawn(mailbox_loop(app.clone(), stop_rx.clone()));
+    let outbox_task = tokio::spawn(outbox_loop(app.clone(), transport, stop_rx.clone()));
+
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    info!(config = %app.config.path.display(), "rsvpd is running");
+    let watchdog = watchdog_interval();
+
+    wait_for_signal(watchdog).await?;
+    info!("shutting down: finishing the work in flight");
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    let both = async {
+        let _ = mailbox_task.await;
+        let _ = outbox_task.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(8), both)
+        .await
+        .is_err()
+    {
+        warn!("a worker did not finish within 8 s; what it had begun is retried at the next start");
+    }
+    app.store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
+    let _ = sd_notify::notify(state);
+}
+
+fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|d| d / 2)
+}
+
+async fn wait_for_signal(watchdog: Option<Duration>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                warn!("SIGHUP: reloading the configuration is not supported yet; restart rsvpd to apply changes");
+            }
+            _ = tick.tick() => {
+                if watchdog.is_some() {
+                    notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        }
+    }
+}
+
+/// Sleep `d`, or less when shutdown comes; true when it is time to stop.
+async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+fn error_backoff(failures: u32) -> Duration {
+    let secs = 2u64.saturating_pow(failures.min(8)).min(300);
+    // Jitter, so several instances do not hammer a recovering server in step.
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % (secs / 2 + 1);
+    Duration::from_secs(secs + jitter)
+}
+
+async fn mailbox_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut source = Source::new(&app.config);
+    let poll = app.config.mailbox.poll_interval;
+    let mut failures = 0u32;
+    while !*stop.borrow() {
+        match mailbox::step(&app, &mut source).await {
+            Ok(true) => failures = 0,
+            Ok(false) => {
+                failures = 0;
+                let stopped = tokio::select! {
+                    r = source.wait(poll) => {
+                        if let Err(e) = r {
+                            warn!(error = %format!("{e:#}"), "waiting for mail failed; reconnecting");
+                            source.reset();
+                        }
+                        false
+                    }
+                    _ = stop.changed() => true,
+                };
+                if stopped {
+                    break;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = error_backoff(failures);
+                error!(error = %format!("{e:#}"), retry_in = ?wait, "mailbox step failed");
+                source.reset();
+                if pause(&mut stop, wait).await {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    while !*stop.borrow() {
+        let wait = match outbox::step(&app, &transport).await {
+            Ok(Step::Worked) => {
+                failures = 0;
+                continue;
+            }
+            Ok(Step::Throttled(until)) | Ok(Step::Idle(Some(until))) => {
+                failures = 0;
+                (until - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .clamp(Duration::from_millis(50), Duration::from_secs(3600))
+            }
+            Ok(Step::Idle(None)) => Duration::from_secs(3600),
+            Err(e) => {
+                failures += 1;
+                let wait = error_backoff(failures);
+                error!(error = %format!("{e:#}"), retry_in = ?wait, "outbox step failed");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = app.outbox_wakeup.notified() => {}
+            _ = stop.changed() => break,
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The IMAP source: one blocking session (the `imap` crate), driven from a
+//! blocking thread by the async worker in `mailbox`.
+//!
+//! TLS is rustls (implicit or STARTTLS; clear text only on loopback, which the
+//! config already enforces). Every read and write has a timeout, so a server that
+//! goes silent is noticed. New mail is found by UID above the last one handled,
+//! with UIDVALIDITY checked. A handled message is moved with UID MOVE; a server
+//! without MOVE gets COPY plus the keyword `$RsvpdDone` — never an EXPUNGE, which
+//! could remove other people's deleted-flagged mail.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use rustls::pki_types::ServerName;
+
+use crate::config::{ImapServer, Tls};
+
+/// The keyword that marks handled mail on servers without MOVE.
+pub const DONE_KEYWORD: &str = "$RsvpdDone";
+
+/// The connection under the session, with the timeout every command gets.
+pub struct Stream {
+    io: Io,
+    timeout: Duration,
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match &self.io {
+            Io::Plain(s) => s,
+            Io::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.io {
+            Io::Plain(s) => s.read(buf),
+            Io::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.io {
+            Io::Plain(s) => s.write(buf),
+            Io::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.io {
+            Io::Plain(s) => s.flush(),
+            Io::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl imap::extensions::idle::SetReadTimeout for Stream {
+    /// The imap crate sets "no timeout" after IDLE; we restore the command
+    /// timeout instead, or a server that goes silent would hang us forever.
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::error::Result<()> {
+        let t = timeout.unwrap_or(self.timeout);
+        self.tcp()
+            .set_read_timeout(Some(t))
+            .map_err(imap::error::Error::Io)
+    }
+}
+
+pub type Session = imap::Session<Stream>;
+
+fn tls_config(server: &ImapServer) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = &server.ca_file {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("[mailbox] ca_file {} cannot be read", ca.display()))?;
+        let mut added = 0;
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: rustls::pki_types::CertificateDer<'static> =
+                cert.map_err(|e| anyhow!("[mailbox] ca_file {} is not PEM: {e:?}", ca.display()))?;
+            roots.add(cert).with_context(|| {
+                format!("[mailbox] ca_file {} holds a bad certificate", ca.display())
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            bail!("[mailbox] ca_file {} holds no certificate", ca.display());
+        }
+    } else {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS setup")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn wrap_tls(server: &ImapServer, tcp: TcpStream) -> anyhow::Result<Io> {
+    let name = ServerName::try_from(server.host.clone())
+        .map_err(|_| anyhow!("`{}` is not a valid TLS server name", server.host))?;
+    let conn = rustls::ClientConnection::new(tls_config(server)?, name).context("TLS setup")?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    // Drive the handshake now, so certificate problems surface as such.
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).with_context(|| {
+            format!("TLS handshake with {}:{} failed", server.host, server.port)
+        })?;
+    }
+    Ok(Io::Tls(Box::new(tls)))
+}
+
+/// Read one CRLF-terminated line from a plain stream (before the imap crate takes over).
+fn read_line(tcp: &mut TcpStream) -> anyhow::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        if tcp.read(&mut byte)? == 0 {
+            bail!("the server closed the connection");
+        }
+        line.push(byte[0]);
+        if line.len() > 8192 {
+            bail!("the server sent an overlong line");
+        }
+    }
+    Ok(String::from_utf8_lossy(&line).trim_end().to_string())
+}
+
+/// Connect, secure and log in.
+pub fn connect(server: &ImapServer, timeout: Duration) -> anyhow::Result<Session> {
+    let where_ = format!("{}:{}", server.host, server.port);
+    let addr = (server.host.as_str(), server.port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve the IMAP host {}", server.host))?
+        .next()
+        .ok_or_else(|| anyhow!("the IMAP host {} has no address", server.host))?;
+    let mut tcp = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("cannot connect to the IMAP server {where_}"))?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.set_write_timeout(Some(timeout))?;
+    let io = match server.tls {
+        Tls::Implicit => wrap_tls(server, tcp)?,
+        Tls::None => Io::Plain(tcp),
+        Tls::StartTls => {
+            let greeting =
+                read_line(&mut tcp).with_context(|| format!("reading the greeting of {where_}"))?;
+            if !greeting.starts_with("* OK") {
+                bail!("the IMAP server {where_} greeted with `{greeting}`");
+            }
+            tcp.write_all(b"s1 STARTTLS\r\n")?;
+            loop {
+                let line = read_line(&mut tcp)?;
+                if line.starts_with("s1 OK") {
+                    break;
+                }
+                if line.starts_with("s1 ") {
+                    bail!(
+                        "the IMAP server {where_} refused STARTTLS: `{line}`; use imaps:// if it only offers TLS on port 993"
+                    );
+                }
+            }
+            wrap_tls(server, tcp)?
+        }
+    };
+    let mut client = imap::Client::new(Stream { io, timeout });
+    if server.tls != Tls::StartTls {
+        client
+            .read_greeting()
+            .with_context(|| format!("reading the greeting of {where_}"))?;
+    }
+    let session = client
+        .login(&server.user, server.password.expose())
+        .map_err(|(e, _)| {
+            anyhow!(
+                "the IMAP server {where_} refused the login of `{}`: {e}",
+                server.user
+            )
+        })?;
+    Ok(session)
+}
+
+/// Capabilities that change how we work.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub idle: bool,
+    pub moves: bool,
+}
+
+pub fn capabilities(session: &mut Session) -> anyhow::Result<Caps> {
+    let caps = session.capabilities().context("CAPABILITY")?;
+    Ok(Caps {
+        idle: caps.has_str("IDLE"),
+        moves: caps.has_str("MOVE"),
+    })
+}
+
+/// The server's name for `folder` ("rsvpd/processed" → "rsvpd.processed" on
+/// Dovecot), created (with its parents) when missing.
+pub fn ensure_folder(session: &mut Session, folder: &str) -> anyhow::Result<String> {
+    let names = session.list(Some(""), Some("")).context("LIST")?;
+    let delimiter = names
+        .iter()
+        .next()
+        .and_then(|n| n.delimiter().map(str::to_string))
+        .unwrap_or_else(|| "/".into());
+    let parts: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
+    let mut path = String::new();
+    for part in parts {
+        if !path.is_empty() {
+            path.push_str(&delimiter);
+        }
+        path.push_str(part);
+        let exists = session
+            .list(Some(""), Some(&quote(&path)))
+            .with_context(|| format!("LIST {path}"))?
+            .iter()
+            .next()
+            .is_some();
+        if !exists {
+            session
+                .create(quote(&path))
+                .with_context(|| format!("cannot create the folder `{path}`"))?;
+        }
+    }
+    Ok(path)
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// SELECT `folder`; returns its UIDVALIDITY.
+pub fn select(session: &mut Session, folder: &str) -> anyhow::Result<u32> {
+    let mailbox = session
+        .select(quote(folder))
+        .with_context(|| format!("cannot open the folder `{folder}`"))?;
+    mailbox
+        .uid_validity
+        .ok_or_else(|| anyhow!("the server sent no UIDVALIDITY for `{folder}`"))
+}
+
+/// UIDs above `last_uid` not yet marked done, oldest first.
+pub fn new_uids(session: &mut Session, last_uid: u32) -> anyhow::Result<Vec<u32>> {
+    let query = format!(
+        "UID {}:* UNKEYWORD {DONE_KEYWORD} UNDELETED",
+        last_uid.saturating_add(1)
+    );
+    let mut uids: Vec<u32> = session
+        .uid_search(query)
+        .context("UID SEARCH")?
+        .into_iter()
+        // `n:*` always includes the highest UID, even when it is below n.
+        .filter(|&u| u > last_uid)
+        .collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// The whole message `uid` (without setting \Seen).
+pub fn fetch(session: &mut Session, uid: u32) -> anyhow::Result<Option<Vec<u8>>> {
+    let fetches = session
+        .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+        .with_context(|| format!("UID FETCH {uid}"))?;
+    Ok(fetches
+        .iter()
+        .find(|f| f.uid == Some(uid))
+        .and_then(|f| f.body())
+        .map(<[u8]>::to_vec))
+}
+
+/// Put the handled message `uid` into `target` (MOVE, or COPY + keyword).
+pub fn file_away(session: &mut Session, caps: Caps, uid: u32, target: &str) -> anyhow::Result<()> {
+    let set = uid.to_string();
+    if caps.moves {
+        session
+            .uid_mv(&set, quote(target))
+            .with_context(|| format!("UID MOVE {uid} to `{target}`"))?;
+    } else {
+        session
+            .uid_copy(&set, quote(target))
+            .with_context(|| format!("UID COPY {uid} to `{target}`"))?;
+        session
+            .uid_store(&set, format!("+FLAGS.SILENT (\\Seen {DONE_KEYWORD})"))
+            .with_context(|| format!("UID STORE {uid}"))?;
+    }
+    Ok(())
+}
+
+/// Wait in IDLE up to `timeout`; true when the server reported a change.
+pub fn idle(session: &mut Session, timeout: Duration) -> anyhow::Result<bool> {
+    let handle = session.idle().context("IDLE")?;
+    let outcome = handle.wait_with_timeout(timeout).context("IDLE")?;
+    Ok(matches!(
+        outcome,
+        imap::extensions::idle::WaitOutcome::MailboxChanged
+    ))
+}

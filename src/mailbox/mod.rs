@@ -1,0 +1,311 @@
+//! Mailbox sources: where raw registration mails come from, and where a handled
+//! mail goes afterwards.
+//!
+//! A source yields one message at a time with a location that names it uniquely
+//! (`imap:FOLDER:UIDVALIDITY:UID`, `maildir:NAME`); after the pipeline has stored
+//! the outcome, the message is filed away — into `processed_folder`, or into
+//! `review_folder` when it needs a human. Mail is never deleted. The order is what
+//! makes crashes harmless: store first, then move; a message whose move was lost
+//! is seen again, found already handled by its location, and only moved.
+
+pub mod imap;
+pub mod maildir;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use tracing::{debug, info};
+
+use crate::config::{Config, ImapServer, MailboxSource};
+use crate::pipeline::{App, Processed};
+
+/// One message waiting to be handled.
+pub struct Pending {
+    pub location: String,
+    pub raw: Vec<u8>,
+    key: Key,
+}
+
+enum Key {
+    Uid(u32),
+    File(std::path::PathBuf),
+}
+
+pub enum Source {
+    Imap(ImapSource),
+    Maildir(maildir::Maildir),
+}
+
+impl Source {
+    pub fn new(config: &Config) -> Source {
+        match &config.mailbox.source {
+            MailboxSource::Maildir(root) => Source::Maildir(maildir::Maildir::new(
+                root.clone(),
+                &config.mailbox.processed_folder,
+                &config.mailbox.review_folder,
+            )),
+            MailboxSource::Imap(server) => Source::Imap(ImapSource {
+                server: server.clone(),
+                folder: config.mailbox.folder.clone(),
+                processed_folder: config.mailbox.processed_folder.clone(),
+                review_folder: config.mailbox.review_folder.clone(),
+                timeout: config.mailbox.timeout,
+                idle: config.mailbox.idle,
+                session: None,
+                state: None,
+                queue: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// The next message to handle, if any is there now.
+    pub async fn next(&mut self, app: &App) -> anyhow::Result<Option<Pending>> {
+        match self {
+            Source::Maildir(m) => m.next(),
+            Source::Imap(s) => s.next(app).await,
+        }
+    }
+
+    /// File a handled message away according to its outcome.
+    pub async fn file_away(
+        &mut self,
+        app: &App,
+        msg: Pending,
+        outcome: &str,
+    ) -> anyhow::Result<()> {
+        let review = outcome == "review";
+        match (self, msg.key) {
+            (Source::Maildir(m), Key::File(path)) => m.file_away(&path, review),
+            (Source::Imap(s), Key::Uid(uid)) => s.file_away(app, uid, review).await,
+            _ => Err(anyhow!("a message was filed away by the wrong source")),
+        }
+    }
+
+    /// Wait until new mail may be there: IDLE where the server offers it, else
+    /// the poll interval. Cancel-safe: the caller may drop it at shutdown.
+    pub async fn wait(&mut self, poll_interval: Duration) -> anyhow::Result<()> {
+        match self {
+            Source::Imap(s) if s.idle => s.idle_wait(poll_interval).await,
+            _ => {
+                tokio::time::sleep(poll_interval).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Drop the connection after an error, so the next call reconnects.
+    pub fn reset(&mut self) {
+        if let Source::Imap(s) = self {
+            s.session = None;
+            s.state = None;
+            s.queue.clear();
+        }
+    }
+
+    /// Connect and look (for `rsvpd check`): a line describing what was found.
+    pub async fn check(&mut self, app: &App) -> anyhow::Result<String> {
+        match self {
+            Source::Maildir(m) => m.check(),
+            Source::Imap(s) => {
+                s.ensure_session(app).await?;
+                let n = s.queue.len();
+                Ok(format!(
+                    "IMAP {}:{} login as {} works; folder `{}` holds {n} new message(s)",
+                    s.server.host, s.server.port, s.server.user, s.folder
+                ))
+            }
+        }
+    }
+}
+
+/// What we know about the selected folder.
+struct FolderState {
+    uidvalidity: u32,
+    last_uid: u32,
+    caps: imap::Caps,
+    processed: String,
+    review: String,
+}
+
+pub struct ImapSource {
+    server: ImapServer,
+    folder: String,
+    processed_folder: String,
+    review_folder: String,
+    timeout: Duration,
+    idle: bool,
+    session: Option<imap::Session>,
+    state: Option<FolderState>,
+    queue: VecDeque<u32>,
+}
+
+impl ImapSource {
+    fn state_key(&self) -> String {
+        format!("imap:{}", self.folder)
+    }
+
+    /// Run `f` on the session in a blocking thread. On error the session is
+    /// dropped: after a timeout or a broken pipe its state is unknown.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut imap::Session) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let mut session = self
+            .session
+            .take()
+            .ok_or_else(|| anyhow!("no IMAP session"))?;
+        let (session, result) = tokio::task::spawn_blocking(move || {
+            let r = f(&mut session);
+            (session, r)
+        })
+        .await
+        .context("the IMAP thread failed")?;
+        if result.is_ok() {
+            self.session = Some(session);
+        } else {
+            self.state = None;
+            self.queue.clear();
+        }
+        result
+    }
+
+    async fn ensure_session(&mut self, app: &App) -> anyhow::Result<()> {
+        if self.session.is_some() && self.state.is_some() {
+            return Ok(());
+        }
+        let server = self.server.clone();
+        let timeout = self.timeout;
+        let session = tokio::task::spawn_blocking(move || imap::connect(&server, timeout))
+            .await
+            .context("the IMAP thread failed")??;
+        self.session = Some(session);
+        let folder = self.folder.clone();
+        let processed = self.processed_folder.clone();
+        let review = self.review_folder.clone();
+        let (caps, processed, review, uidvalidity) = self
+            .blocking(move |s| {
+                let caps = imap::capabilities(s)?;
+                let processed = imap::ensure_folder(s, &processed)?;
+                let review = imap::ensure_folder(s, &review)?;
+                let uidvalidity = imap::select(s, &folder)?;
+                Ok((caps, processed, review, uidvalidity))
+            })
+            .await?;
+        let last_uid = match app.store.mailbox_state(&self.state_key()).await? {
+            Some((v, last)) if v == uidvalidity => last,
+            Some((v, _)) => {
+                info!(folder = %self.folder, old = v, new = uidvalidity, "UIDVALIDITY changed; looking at every message again (handled ones are recognised by Message-ID)");
+                0
+            }
+            None => 0,
+        };
+        debug!(?caps, %processed, %review, uidvalidity, last_uid, "IMAP session ready");
+        self.state = Some(FolderState {
+            uidvalidity,
+            last_uid,
+            caps,
+            processed,
+            review,
+        });
+        self.refill().await
+    }
+
+    async fn refill(&mut self) -> anyhow::Result<()> {
+        let last = self.state.as_ref().map(|s| s.last_uid).unwrap_or(0);
+        let uids = self.blocking(move |s| imap::new_uids(s, last)).await?;
+        self.queue = uids.into();
+        Ok(())
+    }
+
+    async fn next(&mut self, app: &App) -> anyhow::Result<Option<Pending>> {
+        self.ensure_session(app).await?;
+        if self.queue.is_empty() {
+            self.refill().await?;
+        }
+        while let Some(uid) = self.queue.pop_front() {
+            let raw = self.blocking(move |s| imap::fetch(s, uid)).await?;
+            let Some(raw) = raw else {
+                // Gone meanwhile (another client moved it): nothing to handle.
+                continue;
+            };
+            let uidvalidity = self.state.as_ref().map(|s| s.uidvalidity).unwrap_or(0);
+            return Ok(Some(Pending {
+                location: format!("imap:{}:{}:{}", self.folder, uidvalidity, uid),
+                raw,
+                key: Key::Uid(uid),
+            }));
+        }
+        Ok(None)
+    }
+
+    async fn file_away(&mut self, app: &App, uid: u32, review: bool) -> anyhow::Result<()> {
+        let state = self
+            .state
+            .as_ref()
+            .ok_or_else(|| anyhow!("no IMAP folder selected"))?;
+        let caps = state.caps;
+        let target = if review {
+            state.review.clone()
+        } else {
+            state.processed.clone()
+        };
+        let uidvalidity = state.uidvalidity;
+        self.blocking(move |s| imap::file_away(s, caps, uid, &target))
+            .await?;
+        let key = self.state_key();
+        if let Some(state) = self.state.as_mut() {
+            state.last_uid = state.last_uid.max(uid);
+            app.store
+                .set_mailbox_state(&key, uidvalidity, state.last_uid)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn idle_wait(&mut self, poll_interval: Duration) -> anyhow::Result<()> {
+        let can_idle = self.state.as_ref().map(|s| s.caps.idle).unwrap_or(false);
+        if self.session.is_none() || !can_idle {
+            tokio::time::sleep(poll_interval).await;
+            return Ok(());
+        }
+        // Re-issue IDLE well within the 29 minutes of RFC 2177.
+        let wait = poll_interval.clamp(Duration::from_secs(1), Duration::from_secs(25 * 60));
+        self.blocking(move |s| {
+            // Mail may have arrived while we worked: then there is no need to wait.
+            let pending = s
+                .unsolicited_responses
+                .try_iter()
+                .any(|r| matches!(r, ::imap::types::UnsolicitedResponse::Exists(_)));
+            if pending {
+                return Ok(true);
+            }
+            imap::idle(s, wait)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// Handle every message that is there now; returns how many were handled.
+pub async fn drain(app: &App, source: &mut Source) -> anyhow::Result<usize> {
+    let mut n = 0;
+    while step(app, source).await? {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Handle one message; false when there was none.
+pub async fn step(app: &App, source: &mut Source) -> anyhow::Result<bool> {
+    let Some(msg) = source.next(app).await? else {
+        return Ok(false);
+    };
+    let processed = app.process(&msg.raw, &msg.location).await?;
+    if let Processed::AlreadyHandled(outcome) = &processed {
+        debug!(location = %msg.location, %outcome, "already handled; filing it away");
+    }
+    let outcome = processed.outcome().to_string();
+    source.file_away(app, msg, &outcome).await?;
+    Ok(true)
+}

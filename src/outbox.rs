@@ -1,0 +1,83 @@
+//! The outbox worker: sends queued mail, one message per step.
+//!
+//! Retry state lives in the database (attempts, next attempt, last error), never
+//! in memory, so a restart picks up exactly where the last run stopped. A 4xx or
+//! a connection problem is retried with exponential backoff; a 5xx fails the
+//! message for good and marks the address undeliverable. The rate limit
+//! (`max_per_minute`) is counted from the sent rows, so it holds across restarts.
+//! A crash between the server's 250 and our commit sends that one mail twice;
+//! that is the only duplicate possible.
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{info, warn};
+
+use crate::mailer::{SendError, Transport};
+use crate::mask::mask;
+use crate::pipeline::App;
+
+/// Give up on a message that still fails after this many tries (about two days with the backoff).
+pub const MAX_ATTEMPTS: i64 = 40;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A message was handed to the transport (or failed for good).
+    Worked,
+    /// Nothing due now; the next message falls due then (None: the queue is empty).
+    Idle(Option<DateTime<Utc>>),
+    /// The rate limit is reached until then.
+    Throttled(DateTime<Utc>),
+}
+
+/// Seconds to wait after the `attempts`-th failure: 30 s, 1 min, 2 min, … at most 1 h.
+pub fn backoff(attempts: i64) -> Duration {
+    let secs = 30i64.saturating_mul(1i64 << attempts.clamp(0, 7));
+    Duration::seconds(secs.min(3600))
+}
+
+pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
+    let now = Utc::now();
+    let limit = i64::from(app.config.smtp.max_per_minute);
+    if app.store.sent_since(now - Duration::seconds(60)).await? >= limit {
+        return Ok(Step::Throttled(now + Duration::seconds(1)));
+    }
+    let Some(msg) = app.store.next_due(now).await? else {
+        return Ok(Step::Idle(app.store.next_due_at().await?));
+    };
+    let from = app.config.smtp.from.email.clone();
+    match transport.send(&from, &msg.recipient, &msg.raw).await {
+        Ok(()) => {
+            app.store.mark_sent(msg.id, Utc::now()).await?;
+            info!(outbox = msg.id, to = %mask(&msg.recipient), "mail sent");
+        }
+        Err(SendError::Permanent(e)) => {
+            app.store
+                .mark_failed(msg.id, &e, Some(&msg.recipient))
+                .await?;
+            warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, "mail refused for good; address marked undeliverable");
+        }
+        Err(SendError::Transient(e)) if msg.attempts + 1 >= MAX_ATTEMPTS => {
+            app.store.mark_failed(msg.id, &e, None).await?;
+            warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, "mail given up after {MAX_ATTEMPTS} tries");
+        }
+        Err(SendError::Transient(e)) => {
+            let next = Utc::now() + backoff(msg.attempts);
+            app.store.mark_retry(msg.id, &e, next).await?;
+            warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, retry_at = %next, "mail not sent; will retry");
+        }
+    }
+    Ok(Step::Worked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0).num_seconds(), 30);
+        assert_eq!(backoff(1).num_seconds(), 60);
+        assert_eq!(backoff(6).num_seconds(), 1920);
+        assert_eq!(backoff(7).num_seconds(), 3600);
+        assert_eq!(backoff(100).num_seconds(), 3600);
+    }
+}

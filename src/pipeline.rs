@@ -1,0 +1,206 @@
+//! The pipeline for one inbound message: understand it, apply it, record the outcome.
+//!
+//! Every source (IMAP, Maildir, `rsvpd ingest`) hands raw bytes and a location
+//! here. A message is handled at most once per location and at most once per
+//! Message-ID: a copy seen before ends as `duplicate`, changes nothing and sends
+//! nothing. A panic while understanding a message is caught and the message goes
+//! to review with the reason, so one hostile mail cannot stop the daemon.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::mailer::Renderer;
+use crate::mask::mask;
+use crate::register::{Actor, Outcome, Registrar};
+use crate::storage::{NewInbound, Store};
+use crate::understand::{self, Action, ConferenceRef, Context, Understood, WorkshopRef};
+
+/// The shared state of a running rsvpd.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub renderer: Renderer,
+    /// Woken whenever mail is queued, so the outbox worker need not poll.
+    pub outbox_wakeup: tokio::sync::Notify,
+}
+
+impl App {
+    pub async fn open(config: Config) -> anyhow::Result<Arc<App>> {
+        let store = Store::open(&config.database.sqlite_path).await?;
+        store.sync_conferences(&config.conferences).await?;
+        let renderer = Renderer::new(&config)?;
+        Ok(Arc::new(App {
+            config,
+            store,
+            renderer,
+            outbox_wakeup: tokio::sync::Notify::new(),
+        }))
+    }
+
+    pub fn registrar(&self) -> Registrar<'_> {
+        Registrar {
+            config: &self.config,
+            renderer: &self.renderer,
+        }
+    }
+
+    pub fn conference_refs(&self) -> Vec<ConferenceRef> {
+        let now = Utc::now();
+        self.config
+            .conferences
+            .iter()
+            .map(|c| ConferenceRef {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                aliases: c.aliases.clone(),
+                workshops: c
+                    .workshops
+                    .iter()
+                    .map(|w| WorkshopRef {
+                        id: w.id.clone(),
+                        title: w.title.clone(),
+                    })
+                    .collect(),
+                open: c.is_open(now),
+                address: c.address.clone(),
+            })
+            .collect()
+    }
+
+    /// Understand `raw` (never panics: a panic becomes a review item).
+    pub async fn understand(&self, raw: &[u8]) -> anyhow::Result<Understood> {
+        let refs = understand::thread_references(raw);
+        let thread = self.store.thread_conference(&refs).await?;
+        let conferences = self.conference_refs();
+        let ctx = Context {
+            conferences: &conferences,
+            mailbox_address: &self.config.mailbox.address,
+            thread_conference: thread.as_deref(),
+            default_language: self.config.defaults.language,
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            understand::understand(raw, &ctx)
+        }));
+        Ok(result.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Understood {
+                message_id: None,
+                from: None,
+                subject: String::new(),
+                language: self.config.defaults.language,
+                action: Action::Review {
+                    reason: format!("rsvpd failed while reading this mail (internal error: {what}); please handle it by hand"),
+                    conference: None,
+                },
+            }
+        }))
+    }
+
+    /// Handle one message found at `location`; returns what became of it.
+    /// Calling it again for the same location changes nothing.
+    pub async fn process(&self, raw: &[u8], location: &str) -> anyhow::Result<Processed> {
+        if let Some(outcome) = self.store.inbound_outcome(location).await? {
+            return Ok(Processed::AlreadyHandled(outcome));
+        }
+        let understood = self.understand(raw).await?;
+        let message_id = understood
+            .message_id
+            .clone()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| synthetic_message_id(raw));
+        let now = Utc::now();
+        let mut tx = self.store.begin().await?;
+        let outcome = if let Some(previous) = tx.message_id_outcome(&message_id).await? {
+            Outcome {
+                outcome: "duplicate",
+                reason: Some(format!(
+                    "a copy of a message handled before (outcome: {previous})"
+                )),
+                conference: None,
+                queued: 0,
+            }
+        } else {
+            let actor = Actor::Mail {
+                message_id: &message_id,
+            };
+            self.registrar()
+                .apply(&mut tx, &understood.action, actor, now)
+                .await?
+        };
+        let raw_kept = (outcome.outcome == "review").then_some(raw);
+        tx.insert_inbound(
+            &NewInbound {
+                message_id: &message_id,
+                location,
+                from: understood.from.as_deref(),
+                subject: &understood.subject,
+                outcome: outcome.outcome,
+                reason: outcome.reason.as_deref(),
+                conference_id: outcome.conference.as_deref(),
+                raw: raw_kept,
+            },
+            now,
+        )
+        .await?;
+        tx.commit()
+            .await
+            .with_context(|| format!("recording message {location}"))?;
+        if outcome.queued > 0 {
+            self.outbox_wakeup.notify_one();
+        }
+        let from = understood
+            .from
+            .as_deref()
+            .map(mask)
+            .unwrap_or_else(|| "-".into());
+        match outcome.outcome {
+            "review" => {
+                warn!(%location, %from, reason = outcome.reason.as_deref().unwrap_or(""), "message needs a human")
+            }
+            _ => info!(
+                %location, %from, outcome = outcome.outcome,
+                conference = outcome.conference.as_deref().unwrap_or("-"),
+                queued = outcome.queued,
+                reason = outcome.reason.as_deref().unwrap_or(""),
+                "message handled"
+            ),
+        }
+        Ok(Processed::Done(outcome))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// Handled now, with this outcome.
+    Done(Outcome),
+    /// This location was handled before (outcome stored then).
+    AlreadyHandled(String),
+}
+
+impl Processed {
+    pub fn outcome(&self) -> &str {
+        match self {
+            Processed::Done(o) => o.outcome,
+            Processed::AlreadyHandled(o) => o,
+        }
+    }
+}
+
+/// A stable id for a message that has none: a hash of its bytes.
+pub fn synthetic_message_id(raw: &[u8]) -> String {
+    format!("sha256-{}@rsvpd.invalid", hex_sha256(raw))
+}
+
+pub fn hex_sha256(raw: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(raw);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,472 @@
+//! Registration: turning one understood command into stored facts and queued mail.
+//!
+//! Everything a command changes — the registration, its audit entry, the mail that
+//! answers it, and the record of the inbound message with its outcome — is written
+//! in ONE transaction, so a crash leaves either all of it or none. This module
+//! decides statuses (confirmed, waitlisted, cancelled) and which mail follows; it
+//! does not parse mail, talk to servers, or send anything.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::config::{Conference, Config};
+use crate::mailer::{Kind, Renderer};
+use crate::storage::{NewOutbox, Registration, Status, StoreTx};
+use crate::understand::{Action, Attendee};
+
+/// How many automatic answers one address gets per day at most, so that two
+/// robots can never ping-pong.
+pub const ANSWERS_PER_DAY: i64 = 5;
+
+/// Who or what caused a change, for the audit trail.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    Mail { message_id: &'a str },
+    Cli { message_id: Option<&'a str> },
+}
+
+impl Actor<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Actor::Mail { .. } => "mail",
+            Actor::Cli { .. } => "cli",
+        }
+    }
+    fn message_id(&self) -> Option<&str> {
+        match self {
+            Actor::Mail { message_id } => Some(message_id),
+            Actor::Cli { message_id } => *message_id,
+        }
+    }
+}
+
+/// What became of an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// recorded | review | ignored
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+    pub conference: Option<String>,
+    /// Mails queued by this command.
+    pub queued: usize,
+}
+
+impl Outcome {
+    fn recorded(conference: &str, reason: Option<String>, queued: usize) -> Outcome {
+        Outcome {
+            outcome: "recorded",
+            reason,
+            conference: Some(conference.to_string()),
+            queued,
+        }
+    }
+    pub fn review(reason: impl Into<String>, conference: Option<String>) -> Outcome {
+        Outcome {
+            outcome: "review",
+            reason: Some(reason.into()),
+            conference,
+            queued: 0,
+        }
+    }
+    pub fn ignored(reason: impl Into<String>) -> Outcome {
+        Outcome {
+            outcome: "ignored",
+            reason: Some(reason.into()),
+            conference: None,
+            queued: 0,
+        }
+    }
+}
+
+pub struct Registrar<'a> {
+    pub config: &'a Config,
+    pub renderer: &'a Renderer,
+}
+
+impl Registrar<'_> {
+    /// Apply `action` inside `tx`. The caller records the inbound message with the
+    /// returned outcome in the same transaction and commits.
+    pub async fn apply(
+        &self,
+        tx: &mut StoreTx,
+        action: &Action,
+        actor: Actor<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Outcome> {
+        match action {
+            Action::Register {
+                conference,
+                attendees,
+            }
+            | Action::Update {
+                conference,
+                attendees,
+            } => {
+                let Some(conf) = self.config.conference(conference) else {
+                    return Ok(Outcome::review(
+                        format!("conference `{conference}` is not configured"),
+                        None,
+                    ));
+                };
+                if attendees.is_empty() {
+                    return Ok(Outcome::review(
+                        "a registration without any attendee",
+                        Some(conf.id.clone()),
+                    ));
+                }
+                let mut queued = 0;
+                let mut notes = Vec::new();
+                for a in attendees {
+                    let (n, note) = self.register(tx, conf, a, actor, false, now).await?;
+                    queued += n;
+                    notes.extend(note);
+                }
+                Ok(Outcome::recorded(&conf.id, join_notes(notes), queued))
+            }
+            Action::Cancel {
+                conference, email, ..
+            } => {
+                let Some(conf) = self.config.conference(conference) else {
+                    return Ok(Outcome::review(
+                        format!("conference `{conference}` is not configured"),
+                        None,
+                    ));
+                };
+                match self.cancel(tx, conf, email, actor, now).await? {
+                    Some((queued, note)) => Ok(Outcome::recorded(&conf.id, note, queued)),
+                    None => Ok(Outcome::review(
+                        format!(
+                            "a cancellation from {email}, who has no registration for {}",
+                            conf.id
+                        ),
+                        Some(conf.id.clone()),
+                    )),
+                }
+            }
+            Action::Confirm {
+                conference, email, ..
+            } => {
+                let Some(conf) = conference
+                    .as_deref()
+                    .and_then(|c| self.config.conference(c))
+                else {
+                    return Ok(Outcome::review(
+                        "a confirmation for no known conference",
+                        conference.clone(),
+                    ));
+                };
+                let Some(mut reg) = tx.registration(&conf.id, email).await? else {
+                    return Ok(Outcome::review(
+                        format!(
+                            "a confirmation from {email}, who has no registration for {}",
+                            conf.id
+                        ),
+                        Some(conf.id.clone()),
+                    ));
+                };
+                if reg.status != Status::Pending {
+                    return Ok(Outcome::ignored(format!(
+                        "a confirmation for a registration that is already {}",
+                        reg.status.as_str()
+                    )));
+                }
+                reg.status = self.status_for(tx, conf, reg.party_size).await?;
+                reg.updated_at = now;
+                reg.id = tx.save_registration(&reg).await?;
+                tx.audit(
+                    reg.id,
+                    "confirm",
+                    actor.message_id(),
+                    actor.name(),
+                    &json!({}),
+                    now,
+                )
+                .await?;
+                let kind = if reg.status == Status::Waitlisted {
+                    Kind::Waitlist
+                } else {
+                    Kind::Confirmation
+                };
+                let (n, note) = self.answer(tx, conf, &reg, kind, false, actor, now).await?;
+                Ok(Outcome::recorded(&conf.id, note, n))
+            }
+            Action::Bounce {
+                recipients,
+                permanent,
+                reason,
+            } => {
+                if *permanent {
+                    for r in recipients {
+                        tx.mark_undeliverable(r, reason).await?;
+                    }
+                }
+                Ok(Outcome::ignored(format!(
+                    "bounce ({}) for {} address(es): {reason}",
+                    if *permanent { "permanent" } else { "temporary" },
+                    recipients.len()
+                )))
+            }
+            Action::Ignore { reason } => Ok(Outcome::ignored(reason.clone())),
+            Action::Review { reason, conference } => {
+                Ok(Outcome::review(reason.clone(), conference.clone()))
+            }
+        }
+    }
+
+    /// confirmed, or waitlisted when `party_size` more people would exceed the capacity.
+    async fn status_for(
+        &self,
+        tx: &mut StoreTx,
+        conf: &Conference,
+        party_size: u32,
+    ) -> anyhow::Result<Status> {
+        let Some(capacity) = conf.capacity else {
+            return Ok(Status::Confirmed);
+        };
+        let taken = tx.seats_taken(&conf.id).await?;
+        if taken + i64::from(party_size) <= i64::from(capacity) {
+            Ok(Status::Confirmed)
+        } else {
+            Ok(Status::Waitlisted)
+        }
+    }
+
+    /// Record (or update) one attendee; returns the mails queued and a note.
+    pub async fn register(
+        &self,
+        tx: &mut StoreTx,
+        conf: &Conference,
+        a: &Attendee,
+        actor: Actor<'_>,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(usize, Option<String>)> {
+        let email = a.email.trim().to_lowercase();
+        let existing = tx.registration(&conf.id, &email).await?;
+        let party_size = a.party_size.max(1);
+        let (mut reg, updated) = match existing {
+            Some(old) if old.status != Status::Cancelled => {
+                let mut r = old.clone();
+                if a.name.is_some() {
+                    r.name = a.name.clone();
+                }
+                if a.organization.is_some() {
+                    r.organization = a.organization.clone();
+                }
+                r.party_size = party_size;
+                if !a.companions.is_empty() || party_size == 1 {
+                    r.companions = a.companions.clone();
+                }
+                if !a.workshops.is_empty() {
+                    r.workshops = a.workshops.clone();
+                }
+                for n in &a.notes {
+                    if !r.notes.contains(n) {
+                        r.notes.push(n.clone());
+                    }
+                }
+                r.language = a.language;
+                // A bigger party may no longer fit: re-check the places, the
+                // registration's own current seats excluded.
+                if r.status == Status::Confirmed && party_size > old.party_size && !force {
+                    if let Some(cap) = conf.capacity {
+                        let others = tx.seats_taken(&conf.id).await? - i64::from(old.party_size);
+                        if others + i64::from(party_size) > i64::from(cap) {
+                            r.status = Status::Waitlisted;
+                        }
+                    }
+                }
+                (r, true)
+            }
+            old => {
+                let status = if force {
+                    Status::Confirmed
+                } else {
+                    self.status_for(tx, conf, party_size).await?
+                };
+                (
+                    Registration {
+                        id: old.as_ref().map(|o| o.id).unwrap_or(0),
+                        conference_id: conf.id.clone(),
+                        email: email.clone(),
+                        name: a.name.clone(),
+                        organization: a.organization.clone(),
+                        party_size,
+                        companions: a.companions.clone(),
+                        workshops: a.workshops.clone(),
+                        notes: a.notes.clone(),
+                        status,
+                        language: a.language,
+                        registered_at: now,
+                        updated_at: now,
+                        last_message_id: None,
+                    },
+                    false,
+                )
+            }
+        };
+        reg.updated_at = now;
+        if let Some(m) = actor.message_id() {
+            reg.last_message_id = Some(m.to_string());
+        }
+        reg.id = tx.save_registration(&reg).await?;
+        let detail = json!({
+            "name": reg.name, "organization": reg.organization, "party_size": reg.party_size,
+            "companions": reg.companions, "workshops": reg.workshops, "notes": reg.notes,
+            "status": reg.status.as_str(), "address_note": a.address_note,
+        });
+        tx.audit(
+            reg.id,
+            if updated { "update" } else { "register" },
+            actor.message_id(),
+            actor.name(),
+            &detail,
+            now,
+        )
+        .await?;
+        let kind = if reg.status == Status::Waitlisted {
+            Kind::Waitlist
+        } else {
+            Kind::Confirmation
+        };
+        self.answer(tx, conf, &reg, kind, updated, actor, now).await
+    }
+
+    /// Cancel the registration of `email`; `None` when there is none to cancel.
+    pub async fn cancel(
+        &self,
+        tx: &mut StoreTx,
+        conf: &Conference,
+        email: &str,
+        actor: Actor<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<(usize, Option<String>)>> {
+        let email = email.trim().to_lowercase();
+        let Some(mut reg) = tx.registration(&conf.id, &email).await? else {
+            return Ok(None);
+        };
+        if reg.status == Status::Cancelled {
+            return Ok(Some((0, Some("already cancelled".into()))));
+        }
+        let freed = reg.status == Status::Confirmed || reg.status == Status::Pending;
+        reg.status = Status::Cancelled;
+        reg.updated_at = now;
+        if let Some(m) = actor.message_id() {
+            reg.last_message_id = Some(m.to_string());
+        }
+        reg.id = tx.save_registration(&reg).await?;
+        tx.audit(
+            reg.id,
+            "cancel",
+            actor.message_id(),
+            actor.name(),
+            &json!({}),
+            now,
+        )
+        .await?;
+        let (mut queued, note) = self
+            .answer(tx, conf, &reg, Kind::Cancellation, false, actor, now)
+            .await?;
+        if freed {
+            queued += self.promote(tx, conf, now).await?;
+        }
+        Ok(Some((queued, note)))
+    }
+
+    /// Move waitlisted parties that now fit up, in registration order, and tell them.
+    async fn promote(
+        &self,
+        tx: &mut StoreTx,
+        conf: &Conference,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        let Some(cap) = conf.capacity else {
+            return Ok(0);
+        };
+        let mut queued = 0;
+        for mut reg in tx.waitlist(&conf.id).await? {
+            let taken = tx.seats_taken(&conf.id).await?;
+            if taken + i64::from(reg.party_size) > i64::from(cap) {
+                continue;
+            }
+            reg.status = Status::Confirmed;
+            reg.updated_at = now;
+            reg.id = tx.save_registration(&reg).await?;
+            tx.audit(reg.id, "promote", None, "system", &json!({}), now)
+                .await?;
+            let actor = Actor::Cli { message_id: None };
+            queued += self
+                .answer(tx, conf, &reg, Kind::Promotion, false, actor, now)
+                .await?
+                .0;
+        }
+        Ok(queued)
+    }
+
+    /// Queue the answer `kind` to `reg`, unless its address bounced or got too many answers today.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer(
+        &self,
+        tx: &mut StoreTx,
+        conf: &Conference,
+        reg: &Registration,
+        kind: Kind,
+        updated: bool,
+        actor: Actor<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(usize, Option<String>)> {
+        if tx.is_undeliverable(&reg.email).await? {
+            return Ok((
+                0,
+                Some(format!(
+                    "no {} sent: the address bounced before",
+                    kind.as_str()
+                )),
+            ));
+        }
+        if matches!(actor, Actor::Mail { .. })
+            && tx
+                .answers_since(&reg.email, now - Duration::hours(24))
+                .await?
+                >= ANSWERS_PER_DAY
+        {
+            return Ok((
+                0,
+                Some(format!(
+                    "no {} sent: {ANSWERS_PER_DAY} answers went to this address in the last 24 hours",
+                    kind.as_str()
+                )),
+            ));
+        }
+        let in_reply_to = match actor {
+            Actor::Mail { message_id } => Some(message_id.to_string()),
+            Actor::Cli { .. } => reg.last_message_id.clone(),
+        };
+        let rendered =
+            self.renderer
+                .render(kind, conf, reg, updated, in_reply_to.as_deref(), now)?;
+        tx.queue(
+            &NewOutbox {
+                kind: kind.as_str().to_string(),
+                conference_id: Some(conf.id.clone()),
+                registration_id: Some(reg.id),
+                recipient: reg.email.clone(),
+                message_id: rendered.message_id,
+                in_reply_to,
+                subject: rendered.subject,
+                raw: rendered.raw,
+            },
+            now,
+        )
+        .await?;
+        Ok((1, None))
+    }
+}
+
+fn join_notes(notes: Vec<String>) -> Option<String> {
+    if notes.is_empty() {
+        None
+    } else {
+        Some(notes.join("; "))
+    }
+}
