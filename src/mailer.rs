@@ -364,7 +364,8 @@ pub enum SendError {
 /// Where rendered mail goes.
 #[derive(Clone)]
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// The transport, and "host:port" for messages.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, String),
     File(PathBuf),
 }
 
@@ -403,7 +404,10 @@ impl Transport {
                 if let (Some(user), Some(pw)) = (&server.user, &server.password) {
                     b = b.credentials(Credentials::new(user.clone(), pw.expose().to_string()));
                 }
-                Ok(Transport::Smtp(b.build()))
+                Ok(Transport::Smtp(
+                    b.build(),
+                    format!("{}:{}", server.host, server.port),
+                ))
             }
         }
     }
@@ -419,15 +423,21 @@ impl Transport {
                 let _ = std::fs::remove_file(probe);
                 Ok(format!("mail is written as files into {}", dir.display()))
             }
-            Transport::Smtp(t) => {
+            Transport::Smtp(t, server) => {
                 let ok = tokio::time::timeout(Duration::from_secs(60), t.test_connection())
                     .await
-                    .map_err(|_| anyhow!("the SMTP server did not answer within 60 s"))?
-                    .map_err(|e| anyhow!("{}", describe_smtp_error(&e)))?;
+                    .map_err(|_| anyhow!("the SMTP server {server} did not answer within 60 s"))?
+                    .map_err(|e| {
+                        anyhow!("the SMTP server {server}: {}", describe_smtp_error(&e))
+                    })?;
                 if ok {
-                    Ok("SMTP server answered and accepted the login".into())
+                    Ok(format!(
+                        "SMTP server {server} answered and accepted the login"
+                    ))
                 } else {
-                    Err(anyhow!("the SMTP server did not accept the connection"))
+                    Err(anyhow!(
+                        "the SMTP server {server} did not accept the connection"
+                    ))
                 }
             }
         }
@@ -456,15 +466,19 @@ impl Transport {
                     SendError::Transient(format!("cannot write {}: {e}", path.display()))
                 })
             }
-            Transport::Smtp(t) => {
+            Transport::Smtp(t, server) => {
                 let envelope = lettre::address::Envelope::new(Some(from.clone()), vec![to])
                     .map_err(|e| SendError::Permanent(format!("envelope: {e}")))?;
                 match t.send_raw(&envelope, raw).await {
                     Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => {
-                        Err(SendError::Permanent(describe_smtp_error(&e)))
-                    }
-                    Err(e) => Err(SendError::Transient(describe_smtp_error(&e))),
+                    Err(e) if e.is_permanent() => Err(SendError::Permanent(format!(
+                        "{server}: {}",
+                        describe_smtp_error(&e)
+                    ))),
+                    Err(e) => Err(SendError::Transient(format!(
+                        "{server}: {}",
+                        describe_smtp_error(&e)
+                    ))),
                 }
             }
         }

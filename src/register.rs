@@ -268,12 +268,14 @@ impl Registrar<'_> {
                 r.language = a.language;
                 // A bigger party may no longer fit: re-check the places, the
                 // registration's own current seats excluded.
-                if r.status == Status::Confirmed && party_size > old.party_size && !force {
-                    if let Some(cap) = conf.capacity {
-                        let others = tx.seats_taken(&conf.id).await? - i64::from(old.party_size);
-                        if others + i64::from(party_size) > i64::from(cap) {
-                            r.status = Status::Waitlisted;
-                        }
+                if let Some(cap) = conf.capacity
+                    && r.status == Status::Confirmed
+                    && party_size > old.party_size
+                    && !force
+                {
+                    let others = tx.seats_taken(&conf.id).await? - i64::from(old.party_size);
+                    if others + i64::from(party_size) > i64::from(cap) {
+                        r.status = Status::Waitlisted;
                     }
                 }
                 (r, true)

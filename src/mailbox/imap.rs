@@ -208,7 +208,8 @@ pub fn capabilities(session: &mut Session) -> anyhow::Result<Caps> {
 /// The server's name for `folder` ("rsvpd/processed" → "rsvpd.processed" on
 /// Dovecot), created (with its parents) when missing.
 pub fn ensure_folder(session: &mut Session, folder: &str) -> anyhow::Result<String> {
-    let names = session.list(Some(""), Some("")).context("LIST")?;
+    // An empty pattern asks only for the hierarchy delimiter.
+    let names = session.list(Some(""), None).context("LIST")?;
     let delimiter = names
         .iter()
         .next()
@@ -229,7 +230,7 @@ pub fn ensure_folder(session: &mut Session, folder: &str) -> anyhow::Result<Stri
             .is_some();
         if !exists {
             session
-                .create(quote(&path))
+                .create(&path)
                 .with_context(|| format!("cannot create the folder `{path}`"))?;
         }
     }
@@ -243,23 +244,31 @@ fn quote(s: &str) -> String {
 /// SELECT `folder`; returns its UIDVALIDITY.
 pub fn select(session: &mut Session, folder: &str) -> anyhow::Result<u32> {
     let mailbox = session
-        .select(quote(folder))
+        .select(folder)
         .with_context(|| format!("cannot open the folder `{folder}`"))?;
     mailbox
         .uid_validity
         .ok_or_else(|| anyhow!("the server sent no UIDVALIDITY for `{folder}`"))
 }
 
-/// UIDs above `last_uid` not yet marked done, oldest first.
+/// UIDs above `last_uid` not yet marked done, oldest first. (FETCH FLAGS rather
+/// than SEARCH UNKEYWORD: Dovecot answers a search for a keyword it does not know
+/// yet with untagged FLAGS updates the imap crate cannot parse inside a SEARCH.)
 pub fn new_uids(session: &mut Session, last_uid: u32) -> anyhow::Result<Vec<u32>> {
-    let query = format!(
-        "UID {}:* UNKEYWORD {DONE_KEYWORD} UNDELETED",
-        last_uid.saturating_add(1)
-    );
-    let mut uids: Vec<u32> = session
-        .uid_search(query)
-        .context("UID SEARCH")?
-        .into_iter()
+    let range = format!("{}:*", last_uid.saturating_add(1));
+    let fetches = session
+        .uid_fetch(range, "(UID FLAGS)")
+        .context("UID FETCH FLAGS")?;
+    let mut uids: Vec<u32> = fetches
+        .iter()
+        .filter(|f| {
+            !f.flags().iter().any(|flag| match flag {
+                ::imap::types::Flag::Deleted => true,
+                ::imap::types::Flag::Custom(k) => k.eq_ignore_ascii_case(DONE_KEYWORD),
+                _ => false,
+            })
+        })
+        .filter_map(|f| f.uid)
         // `n:*` always includes the highest UID, even when it is below n.
         .filter(|&u| u > last_uid)
         .collect();
@@ -284,7 +293,7 @@ pub fn file_away(session: &mut Session, caps: Caps, uid: u32, target: &str) -> a
     let set = uid.to_string();
     if caps.moves {
         session
-            .uid_mv(&set, quote(target))
+            .uid_mv(&set, target)
             .with_context(|| format!("UID MOVE {uid} to `{target}`"))?;
     } else {
         session

@@ -79,7 +79,7 @@ impl Maildir {
         Ok(files)
     }
 
-    pub fn next(&mut self) -> anyhow::Result<Option<Pending>> {
+    pub fn next_message(&mut self) -> anyhow::Result<Option<Pending>> {
         self.ensure_root()?;
         for path in self.waiting()? {
             let raw = match std::fs::read(&path) {
@@ -147,11 +147,11 @@ mod tests {
         }
         std::fs::write(dir.path().join("new/1.a.host"), b"Subject: x\r\n\r\nhi").unwrap();
         let mut m = Maildir::new(dir.path().to_path_buf(), "rsvpd/processed", "rsvpd/review");
-        let p = m.next().unwrap().expect("one message");
+        let p = m.next_message().unwrap().expect("one message");
         assert_eq!(p.location, "maildir:1.a.host");
         let Key::File(path) = p.key else { panic!() };
         m.file_away(&path, true).unwrap();
         assert!(dir.path().join(".rsvpd.review/cur/1.a.host:2,S").exists());
-        assert!(m.next().unwrap().is_none());
+        assert!(m.next_message().unwrap().is_none());
     }
 }

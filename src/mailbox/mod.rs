@@ -33,7 +33,7 @@ enum Key {
 }
 
 pub enum Source {
-    Imap(ImapSource),
+    Imap(Box<ImapSource>),
     Maildir(maildir::Maildir),
 }
 
@@ -45,7 +45,7 @@ impl Source {
                 &config.mailbox.processed_folder,
                 &config.mailbox.review_folder,
             )),
-            MailboxSource::Imap(server) => Source::Imap(ImapSource {
+            MailboxSource::Imap(server) => Source::Imap(Box::new(ImapSource {
                 server: server.clone(),
                 folder: config.mailbox.folder.clone(),
                 processed_folder: config.mailbox.processed_folder.clone(),
@@ -55,14 +55,14 @@ impl Source {
                 session: None,
                 state: None,
                 queue: VecDeque::new(),
-            }),
+            })),
         }
     }
 
     /// The next message to handle, if any is there now.
     pub async fn next(&mut self, app: &App) -> anyhow::Result<Option<Pending>> {
         match self {
-            Source::Maildir(m) => m.next(),
+            Source::Maildir(m) => m.next_message(),
             Source::Imap(s) => s.next(app).await,
         }
     }

@@ -1,0 +1,261 @@
+//! A fresh rsvpd per test: its own config, database and folders in a temp dir,
+//! wired to a private Dovecot and smtp-sink, driven through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::support::dovecot::Dovecot;
+use crate::support::smtp_sink::SmtpSink;
+
+/// The registration mailbox user at the test Dovecot.
+pub const MAILBOX: &str = "anmeldung@example.org";
+
+pub const CONFERENCES: &str = r#"
+[[conference]]
+id = "miko-2027"
+title = "Vierte Migrationskonferenz"
+aliases = ["Migrationskonferenz", "MiKo 2027"]
+starts = "2099-10-15T13:30"
+ends = "2099-10-15T19:30"
+location = "Mosaiksaal, Neues Rathaus, Trammplatz 2, 30159 Hannover"
+organizers = ["orga@example.org"]
+workshops = [
+  { id = "w1", title = "Teilhabe in Gremien" },
+  { id = "w2", title = "Antidiskriminierung" },
+  { id = "w3", title = "Bildung und Sprache" },
+]
+
+[[conference]]
+id = "fishbowl-hainholz"
+title = "Fishbowl-Diskussion Hainholz"
+aliases = ["Fishbowl"]
+starts = "2099-11-04T18:00"
+ends = "2099-11-04T20:30"
+location = "Kulturtreff Hainholz"
+capacity = 3
+"#;
+
+pub struct Rsvpd {
+    pub dir: TempDir,
+    pub config: PathBuf,
+    imap_password: String,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_rsvpd")
+}
+
+impl Rsvpd {
+    /// rsvpd reading `MAILBOX` at `dovecot` over plain IMAP on loopback and
+    /// sending through `sink`.
+    pub fn new(dovecot: &Dovecot, sink: &SmtpSink) -> Rsvpd {
+        Self::with_config(dovecot, sink, "", CONFERENCES)
+    }
+
+    /// Like `new`, with extra `[mailbox]` lines and other conferences.
+    pub fn with_config(
+        dovecot: &Dovecot,
+        sink: &SmtpSink,
+        mailbox_extra: &str,
+        conferences: &str,
+    ) -> Rsvpd {
+        let dir = tempfile::Builder::new()
+            .prefix("rsvpd-app.")
+            .tempdir()
+            .expect("temp dir");
+        let config = dir.path().join("rsvpd.toml");
+        let text = format!(
+            r#"[mailbox]
+url = "imap://anmeldung%40example.org@127.0.0.1:{imap}?tls=none"
+poll_interval = "2s"
+timeout = "20s"
+{mailbox_extra}
+
+[smtp]
+url = "smtp://127.0.0.1:{smtp}?tls=none"
+from = "MiSO-Netzwerk Anmeldung <anmeldung@example.org>"
+max_per_minute = 1000
+
+[database]
+url = "sqlite://rsvpd.db"
+{conferences}"#,
+            imap = dovecot.imap_port(),
+            smtp = sink.port(),
+        );
+        std::fs::write(&config, text).expect("write config");
+        Rsvpd {
+            dir,
+            config,
+            imap_password: dovecot.password().to_string(),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("rsvpd.db")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(binary());
+        c.arg("--config")
+            .arg(&self.config)
+            .env("RSVPD_IMAP_PASSWORD", &self.imap_password)
+            .env_remove("RSVPD_SMTP_PASSWORD")
+            .env("RSVPD_LOG", "info");
+        c
+    }
+
+    /// Run rsvpd with `args`; returns its output whatever the exit code.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run rsvpd")
+    }
+
+    /// Run rsvpd with `args` and insist on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "rsvpd {args:?} failed with {}:\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn run_once(&self) -> String {
+        self.ok(&["run", "--once"])
+    }
+
+    pub fn attendees(&self, conference: &str, all: bool) -> Vec<serde_json::Value> {
+        let mut args = vec!["attendees", conference, "--format", "json"];
+        if all {
+            args.push("--all");
+        }
+        let out = self.ok(&args);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("attendees JSON does not parse ({e}):\n{out}"))
+    }
+
+    pub fn review(&self) -> Vec<serde_json::Value> {
+        let out = self.ok(&["review", "--format", "json"]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("review JSON does not parse ({e}):\n{out}"))
+    }
+
+    pub fn outbox(&self) -> Vec<serde_json::Value> {
+        let out = self.ok(&["outbox", "--format", "json"]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("outbox JSON does not parse ({e}):\n{out}"))
+    }
+
+    /// (outcome, reason) of every inbound message, in arrival order.
+    pub fn inbound(&self) -> Vec<(String, String, Option<String>)> {
+        query(
+            &self.db_path(),
+            "SELECT message_id || char(9) || outcome || char(9) || COALESCE(reason, '') FROM inbound_messages ORDER BY id",
+        )
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            let id = parts.next().unwrap_or_default().to_string();
+            let outcome = parts.next().unwrap_or_default().to_string();
+            let reason = parts.next().filter(|r| !r.is_empty()).map(str::to_string);
+            (id, outcome, reason)
+        })
+        .collect()
+    }
+
+    /// The daemon, started in the background.
+    pub fn spawn(&self) -> Daemon {
+        let log = self.dir.path().join(format!(
+            "daemon-{}.log",
+            Instant::now().elapsed().as_nanos()
+        ));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = self
+            .command()
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start rsvpd run");
+        Daemon { child, log }
+    }
+}
+
+/// Run one SQL query with the sqlite3 command line tool; its output.
+pub fn query(db: &Path, sql: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3 is installed by scripts/test");
+    assert!(
+        out.status.success(),
+        "sqlite3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({sig}) failed");
+    }
+
+    /// Wait for the exit at most `limit`; None when it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.kill();
+        }
+    }
+}
+
+/// A registration mail as Thunderbird would write it.
+pub fn mail(
+    from_name: &str,
+    from: &str,
+    to: &str,
+    subject: &str,
+    message_id: &str,
+    body: &str,
+) -> Vec<u8> {
+    format!(
+        "From: {from_name} <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 6 Sep 2027 09:14:02 +0200\r\n\
+         Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\nUser-Agent: Mozilla Thunderbird\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}

@@ -1,0 +1,8 @@
+//! The one integration test binary. Servers are real: a private Dovecot and
+//! smtp-sink per test (see `support`), rsvpd is the real binary (see `app`).
+
+mod app;
+mod cli;
+mod e2e;
+mod harness;
+mod support;
