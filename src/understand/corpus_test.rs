@@ -1,0 +1,173 @@
+//! Runs every mail of the corpus (`tests/corpus/*.eml`) through [`understand`]
+//! and compares the result with the expected `NAME.json` beside it. The
+//! context is `tests/corpus/context.json`, overridden per mail by an optional
+//! `NAME.context.json` (any of `thread_conference`, `default_language`,
+//! `mailbox_address`, `open` — the ids open for registration — or a whole
+//! `conferences` list). A mismatch writes `NAME.actual.json` beside the mail;
+//! `UPDATE_CORPUS=1` writes the expected files instead (read them before
+//! committing: an expected file with a wrong answer is a bug).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{ConferenceRef, Context, Language, WorkshopRef, understand};
+
+#[derive(Deserialize, Clone)]
+struct ConferenceJson {
+    id: String,
+    title: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    workshops: Vec<WorkshopJson>,
+    #[serde(default = "yes")]
+    open: bool,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Clone)]
+struct WorkshopJson {
+    id: String,
+    title: String,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct ContextJson {
+    #[serde(default)]
+    conferences: Option<Vec<ConferenceJson>>,
+    #[serde(default)]
+    mailbox_address: Option<String>,
+    #[serde(default)]
+    thread_conference: Option<String>,
+    #[serde(default)]
+    default_language: Option<Language>,
+    /// Ids of the conferences open for registration (all others closed).
+    #[serde(default)]
+    open: Option<Vec<String>>,
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("corpus")
+}
+
+fn read_context(path: &Path) -> ContextJson {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn conferences(base: &ContextJson, over: &ContextJson) -> Vec<ConferenceRef> {
+    let list = over
+        .conferences
+        .clone()
+        .or_else(|| base.conferences.clone())
+        .unwrap_or_default();
+    list.into_iter()
+        .map(|c| ConferenceRef {
+            open: match &over.open {
+                Some(open) => open.contains(&c.id),
+                None => c.open,
+            },
+            id: c.id,
+            title: c.title,
+            aliases: c.aliases,
+            workshops: c
+                .workshops
+                .into_iter()
+                .map(|w| WorkshopRef {
+                    id: w.id,
+                    title: w.title,
+                })
+                .collect(),
+            address: c.address,
+        })
+        .collect()
+}
+
+#[test]
+fn corpus() {
+    let dir = corpus_dir();
+    let base = read_context(&dir.join("context.json"));
+    let update = std::env::var("UPDATE_CORPUS").is_ok_and(|v| v == "1");
+    let mut mails: Vec<PathBuf> = fs::read_dir(&dir)
+        .expect("tests/corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    mails.sort();
+    assert!(!mails.is_empty(), "no corpus mails in {}", dir.display());
+
+    let mut failures = Vec::new();
+    for mail in &mails {
+        let stem = mail
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let over_path = dir.join(format!("{stem}.context.json"));
+        let over = if over_path.exists() {
+            read_context(&over_path)
+        } else {
+            ContextJson::default()
+        };
+        let confs = conferences(&base, &over);
+        let mailbox = over
+            .mailbox_address
+            .clone()
+            .or_else(|| base.mailbox_address.clone())
+            .unwrap_or_else(|| "anmeldung@example.org".into());
+        let thread = over
+            .thread_conference
+            .clone()
+            .or_else(|| base.thread_conference.clone());
+        let ctx = Context {
+            conferences: &confs,
+            mailbox_address: &mailbox,
+            thread_conference: thread.as_deref(),
+            default_language: over
+                .default_language
+                .or(base.default_language)
+                .unwrap_or(Language::De),
+        };
+        let raw = fs::read(mail).expect("read mail");
+        let got = understand(&raw, &ctx);
+        let got_json = serde_json::to_string_pretty(&got).expect("serialize") + "\n";
+        let expected_path = dir.join(format!("{stem}.json"));
+        let actual_path = dir.join(format!("{stem}.actual.json"));
+        if update {
+            fs::write(&expected_path, &got_json).expect("write expected");
+            let _ = fs::remove_file(&actual_path);
+            continue;
+        }
+        let expected = fs::read_to_string(&expected_path).ok();
+        let same = expected
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<super::Understood>(e).ok())
+            .is_some_and(|e| e == got);
+        if same {
+            let _ = fs::remove_file(&actual_path);
+        } else {
+            fs::write(&actual_path, &got_json).expect("write actual");
+            failures.push(if expected.is_none() {
+                format!("{stem} (no expected .json)")
+            } else {
+                stem
+            });
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus mails differ from their expected .json (see NAME.actual.json):\n  {}",
+        failures.len(),
+        mails.len(),
+        failures.join("\n  ")
+    );
+}
