@@ -62,6 +62,21 @@ impl Rsvpd {
         mailbox_extra: &str,
         conferences: &str,
     ) -> Rsvpd {
+        let url = format!(
+            "imap://anmeldung%40example.org@127.0.0.1:{}?tls=none",
+            dovecot.imap_port()
+        );
+        Self::with_mailbox_url(dovecot, sink, &url, mailbox_extra, conferences)
+    }
+
+    /// rsvpd with the mailbox at `url` (e.g. imaps:// with a `ca_file` in `mailbox_extra`).
+    pub fn with_mailbox_url(
+        dovecot: &Dovecot,
+        sink: &SmtpSink,
+        url: &str,
+        mailbox_extra: &str,
+        conferences: &str,
+    ) -> Rsvpd {
         let dir = tempfile::Builder::new()
             .prefix("rsvpd-app.")
             .tempdir()
@@ -69,7 +84,7 @@ impl Rsvpd {
         let config = dir.path().join("rsvpd.toml");
         let text = format!(
             r#"[mailbox]
-url = "imap://anmeldung%40example.org@127.0.0.1:{imap}?tls=none"
+url = "{url}"
 poll_interval = "2s"
 timeout = "20s"
 {mailbox_extra}
@@ -82,7 +97,6 @@ max_per_minute = 1000
 [database]
 url = "sqlite://rsvpd.db"
 {conferences}"#,
-            imap = dovecot.imap_port(),
             smtp = sink.port(),
         );
         std::fs::write(&config, text).expect("write config");
