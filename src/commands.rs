@@ -202,37 +202,7 @@ pub async fn attendees(
     store.close().await;
     match format {
         Format::Json => print_json(&regs),
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
-            w.write_record([
-                "email",
-                "name",
-                "organization",
-                "party_size",
-                "companions",
-                "workshops",
-                "status",
-                "language",
-                "notes",
-                "registered_at",
-            ])?;
-            for r in &regs {
-                w.write_record([
-                    r.email.as_str(),
-                    r.name.as_deref().unwrap_or(""),
-                    r.organization.as_deref().unwrap_or(""),
-                    &r.party_size.to_string(),
-                    &r.companions.join("; "),
-                    &r.workshops.join("; "),
-                    r.status.as_str(),
-                    r.language.code(),
-                    &r.notes.join("; "),
-                    &crate::storage::ts(r.registered_at),
-                ])?;
-            }
-            w.flush()?;
-            Ok(())
-        }
+        Format::Csv => crate::export::write_attendees_csv(std::io::stdout().lock(), &regs),
         Format::Table => {
             let mut t = Table::new(&[
                 "EMAIL",
@@ -529,6 +499,59 @@ pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Resul
     };
     tx.commit().await?;
     println!("{email} cancelled for {}; {queued} mail(s) queued", conf.id);
+    app.store.close().await;
+    Ok(())
+}
+
+/// `rsvpd send`: one mail per attendee of `conference` in `statuses`.
+pub async fn send(
+    path: &Path,
+    conference: &str,
+    subject: &str,
+    body_file: &Path,
+    statuses: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let conf = known_conference(&config, conference)?.clone();
+    let statuses = match statuses {
+        Some(s) => crate::broadcast::parse_statuses(s)?,
+        None => crate::broadcast::DEFAULT_STATUSES.to_vec(),
+    };
+    let body = std::fs::read_to_string(body_file).with_context(|| {
+        format!(
+            "cannot read the body file {} (a UTF-8 text file; placeholders such as {{{{ name }}}} are filled per attendee)",
+            body_file.display()
+        )
+    })?;
+    if subject.trim().is_empty() {
+        bail!("--subject is empty; give the mail a subject");
+    }
+    let app = App::open(config).await?;
+    let now = Utc::now();
+    let plan = crate::broadcast::prepare(&app, &conf, subject, &body, &statuses, now).await?;
+    let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    for (email, why) in &plan.skipped {
+        println!("left out {email}: {why}");
+    }
+    if dry_run {
+        println!(
+            "dry run: {} mail(s) would be queued for {} ({}); nothing was queued",
+            plan.mails.len(),
+            conf.id,
+            names.join(",")
+        );
+        if let Some(sample) = &plan.sample {
+            println!("--- sample ---\n{sample}");
+        }
+    } else {
+        let n = crate::broadcast::queue(&app, &conf, plan, now).await?;
+        println!(
+            "{n} mail(s) queued for {} ({}); `rsvpd outbox` shows them",
+            conf.id,
+            names.join(",")
+        );
+    }
     app.store.close().await;
     Ok(())
 }

@@ -129,6 +129,12 @@ pub struct Defaults {
     pub timezone: Tz,
     pub language: Language,
     pub retention_days: u32,
+    /// How late a missed reminder may still go out (after downtime).
+    pub reminder_grace: Duration,
+    /// How long a double-opt-in registration waits for the attendee's reply.
+    pub opt_in_expiry: Duration,
+    /// A folder of template overrides for every conference (`KIND/LANG/PART`).
+    pub templates: Option<PathBuf>,
 }
 
 pub use crate::understand::Language;
@@ -172,6 +178,10 @@ pub struct Conference {
     pub address: Option<String>,
     pub reminders: Vec<Reminder>,
     pub digests: Vec<Digest>,
+    /// A folder of template overrides for this conference (`KIND/LANG/PART`).
+    pub templates: Option<PathBuf>,
+    /// How late a missed reminder of this conference may still go out.
+    pub reminder_grace: Duration,
 }
 
 impl Conference {
@@ -201,10 +211,29 @@ pub struct Reminder {
     pub at: Option<LocalTime>,
 }
 
+impl Reminder {
+    /// Names the rule in the database (`reminders_sent.rule_key`): a changed
+    /// rule is a new rule, an unchanged one is never sent twice.
+    pub fn key(&self) -> String {
+        let at = self
+            .at
+            .map(|t| t.0.format("%H:%M").to_string())
+            .unwrap_or_else(|| "-".into());
+        format!("before={}s at={at}", self.before.0.as_secs())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Digest {
     pub cron: CronSchedule,
+}
+
+impl Digest {
+    /// Names the rule in the database (`digest_runs.rule_key`).
+    pub fn key(&self) -> String {
+        self.cron.expression.trim().to_string()
+    }
 }
 
 /// A password or other secret: never printed, never logged.
@@ -311,6 +340,11 @@ struct RawDefaults {
     language: Language,
     #[serde(default = "default_retention")]
     retention_days: u32,
+    #[serde(default = "default_grace")]
+    reminder_grace: HumanDuration,
+    #[serde(default = "default_expiry")]
+    opt_in_expiry: HumanDuration,
+    templates: Option<String>,
 }
 
 impl Default for RawDefaults {
@@ -319,8 +353,18 @@ impl Default for RawDefaults {
             timezone: berlin(),
             language: german(),
             retention_days: default_retention(),
+            reminder_grace: default_grace(),
+            opt_in_expiry: default_expiry(),
+            templates: None,
         }
     }
+}
+
+fn default_grace() -> HumanDuration {
+    HumanDuration(Duration::from_secs(6 * 3600))
+}
+fn default_expiry() -> HumanDuration {
+    HumanDuration(Duration::from_secs(7 * 86400))
 }
 
 fn berlin() -> TimeZoneName {
@@ -357,6 +401,8 @@ struct RawConference {
     reminders: Vec<Reminder>,
     #[serde(default, rename = "digest")]
     digests: Vec<Digest>,
+    templates: Option<String>,
+    reminder_grace: Option<HumanDuration>,
 }
 
 fn single() -> OptIn {
@@ -895,7 +941,16 @@ impl Config {
             timezone: raw.defaults.timezone.0,
             language: raw.defaults.language,
             retention_days: raw.defaults.retention_days,
+            reminder_grace: raw.defaults.reminder_grace.0,
+            opt_in_expiry: raw.defaults.opt_in_expiry.0,
+            templates: raw.defaults.templates.as_deref().map(&resolve),
         };
+        if defaults.opt_in_expiry.is_zero() {
+            return Err(anyhow::anyhow!(
+                "{}: [defaults] opt_in_expiry must be longer than 0s; write e.g. \"7d\"",
+                path.display()
+            ));
+        }
 
         // [[conference]]
         let mut conferences = Vec::new();
@@ -947,7 +1002,37 @@ impl Config {
                     ));
                 }
             }
+            if !c.digests.is_empty() && c.organizers.is_empty() {
+                return Err(at_line(
+                    path,
+                    text,
+                    id_offset,
+                    format!(
+                        "conference `{id}` has a [[conference.digest]] but no organizers to send it to; add organizers = [\"orga@example.org\"]"
+                    ),
+                ));
+            }
+            for r in &c.reminders {
+                let due = crate::schedule::reminder_due(tz, starts, r);
+                if due >= starts {
+                    return Err(at_line(
+                        path,
+                        text,
+                        id_offset,
+                        format!(
+                            "conference `{id}`: the reminder `{}` would fire at {} or later, when the conference has started; give a larger `before` or an earlier `at`",
+                            r.key(),
+                            starts.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+                        ),
+                    ));
+                }
+            }
             conferences.push(Conference {
+                templates: c.templates.as_deref().map(&resolve),
+                reminder_grace: c
+                    .reminder_grace
+                    .map(|g| g.0)
+                    .unwrap_or(defaults.reminder_grace),
                 id,
                 title: c.title,
                 aliases: c.aliases,

@@ -1,6 +1,7 @@
-//! The daemon: the mailbox and outbox workers, their loops, and shutdown.
+//! The daemon: the mailbox, schedule and outbox workers, their loops, and shutdown.
 //!
-//! Each worker calls its one-step function (`mailbox::step`, `outbox::step`) and
+//! Each worker calls its one-step function (`mailbox::step`, `schedule::step`,
+//! `outbox::step`) and
 //! only *waits* in a cancellable way: a step that has begun is finished, so
 //! SIGTERM never cuts a message in half. Shutdown is a watch channel passed to
 //! every loop; `run` waits for the loops to end (bounded, so the process exits
@@ -20,8 +21,10 @@ use crate::mailbox::{self, Source};
 use crate::mailer::Transport;
 use crate::outbox::{self, Step};
 use crate::pipeline::App;
+use crate::schedule;
 
-/// `rsvpd run --once`: drain the mailbox, then send what is due, then return.
+/// `rsvpd run --once`: drain the mailbox, then the due schedules, then send
+/// what is due, then return.
 pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;
@@ -29,6 +32,9 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let handled = mailbox::drain(&app, &mut source)
         .await
         .context("reading the mailbox")?;
+    let scheduled = schedule::drain(&app, chrono::Utc::now())
+        .await
+        .context("running the due schedules")?;
     let mut sent = 0;
     loop {
         match outbox::step(&app, &transport).await? {
@@ -42,7 +48,7 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
             Step::Idle(_) => break,
         }
     }
-    info!(handled, sent, "run --once finished");
+    info!(handled, scheduled, sent, "run --once finished");
     app.store.close().await;
     Ok(())
 }
@@ -54,6 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let mailbox_task = tokio::spawn(mailbox_loop(app.clone(), stop_rx.clone()));
+    let schedule_task = tokio::spawn(schedule_loop(app.clone(), stop_rx.clone()));
     let outbox_task = tokio::spawn(outbox_loop(app.clone(), transport, stop_rx.clone()));
 
     notify_systemd(&[sd_notify::NotifyState::Ready]);
@@ -66,6 +73,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let both = async {
         let _ = mailbox_task.await;
+        let _ = schedule_task.await;
         let _ = outbox_task.await;
     };
     if tokio::time::timeout(Duration::from_secs(8), both)
@@ -187,6 +195,45 @@ async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Recei
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = app.outbox_wakeup.notified() => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// The longest the scheduler sleeps without looking again. Not needed for
+/// correctness inside one process (every due time is computed and every
+/// registration wakes it); it bounds the delay when another process (the CLI)
+/// changed the database, or when the wall clock jumped (NTP, suspend) — the
+/// sleep itself runs on the monotonic clock.
+const SCHEDULE_RECHECK: Duration = Duration::from_secs(15 * 60);
+
+async fn schedule_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    while !*stop.borrow() {
+        let wait = match schedule::step(&app, chrono::Utc::now()).await {
+            Ok(schedule::Step::Worked) => {
+                failures = 0;
+                continue;
+            }
+            Ok(schedule::Step::Idle(Some(at))) => {
+                failures = 0;
+                // Wake at the due second, not before: a reminder must not leave early.
+                (at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .clamp(Duration::from_millis(10), SCHEDULE_RECHECK)
+            }
+            Ok(schedule::Step::Idle(None)) => SCHEDULE_RECHECK,
+            Err(e) => {
+                failures += 1;
+                let wait = error_backoff(failures);
+                error!(error = %format!("{e:#}"), retry_in = ?wait, "schedule step failed");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = app.schedule_wakeup.notified() => {}
             _ = stop.changed() => break,
         }
     }

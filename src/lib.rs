@@ -2,11 +2,16 @@
 //!
 //! Data flows one way: `mailbox` → `pipeline` (with `understand`) → `register`
 //! (store + outbox in one transaction, via `storage`) → `outbox` → `mailer`.
+//! `schedule` (reminders, digests, opt-in expiry) and `broadcast` also feed
+//! the outbox; `calendar` writes the invites the mailer attaches.
 //! `commands` and `daemon` drive it; `config` parses the edge.
 
+pub mod broadcast;
+pub mod calendar;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod export;
 pub mod mailbox;
 pub mod mailer;
 pub mod mask;
@@ -14,5 +19,6 @@ pub mod outbox;
 pub mod output;
 pub mod pipeline;
 pub mod register;
+pub mod schedule;
 pub mod storage;
 pub mod understand;

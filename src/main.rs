@@ -30,7 +30,7 @@ struct Cli {
 enum Command {
     /// Run the daemon (until SIGTERM/SIGINT)
     Run {
-        /// Drain the mailbox and the due outbox, then exit
+        /// Drain the mailbox, the due schedules and the due outbox, then exit
         #[arg(long)]
         once: bool,
     },
@@ -93,6 +93,22 @@ enum Command {
     },
     /// Cancel someone's registration by hand
     Cancel { conference: String, email: String },
+    /// Send a mail to every attendee, one mail each, filled with their name
+    Send {
+        conference: String,
+        /// The subject; placeholders such as {{ conference.title }} work here too
+        #[arg(long)]
+        subject: String,
+        /// A UTF-8 text file with the body; {{ name }} etc. are filled per attendee
+        #[arg(long)]
+        body_file: PathBuf,
+        /// Comma-separated statuses to write to [default: confirmed,waitlisted]
+        #[arg(long)]
+        status: Option<String>,
+        /// Print the count and one rendered sample; queue nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a commented example config
     DefaultConfig,
 }
@@ -180,6 +196,23 @@ fn main() -> ExitCode {
             }
             Command::Cancel { conference, email } => {
                 commands::cancel(&path, &conference, &email).await
+            }
+            Command::Send {
+                conference,
+                subject,
+                body_file,
+                status,
+                dry_run,
+            } => {
+                commands::send(
+                    &path,
+                    &conference,
+                    &subject,
+                    &body_file,
+                    status.as_deref(),
+                    dry_run,
+                )
+                .await
             }
             Command::DefaultConfig => commands::default_config(),
         }

@@ -26,6 +26,9 @@ pub struct App {
     pub renderer: Renderer,
     /// Woken whenever mail is queued, so the outbox worker need not poll.
     pub outbox_wakeup: tokio::sync::Notify,
+    /// Woken when registrations change (or the config does), so the scheduler
+    /// recomputes its next due time instead of polling.
+    pub schedule_wakeup: tokio::sync::Notify,
 }
 
 impl App {
@@ -38,6 +41,7 @@ impl App {
             store,
             renderer,
             outbox_wakeup: tokio::sync::Notify::new(),
+            schedule_wakeup: tokio::sync::Notify::new(),
         }))
     }
 
@@ -155,6 +159,9 @@ impl App {
             .with_context(|| format!("recording message {location}"))?;
         if outcome.queued > 0 {
             self.outbox_wakeup.notify_one();
+        }
+        if outcome.outcome == "recorded" {
+            self.schedule_wakeup.notify_one();
         }
         let from = understood
             .from

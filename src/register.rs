@@ -3,14 +3,22 @@
 //! Everything a command changes — the registration, its audit entry, the mail that
 //! answers it, and the record of the inbound message with its outcome — is written
 //! in ONE transaction, so a crash leaves either all of it or none. This module
-//! decides statuses (confirmed, waitlisted, cancelled) and which mail follows; it
-//! does not parse mail, talk to servers, or send anything.
+//! decides statuses (confirmed, waitlisted, pending, cancelled) and which mail
+//! follows; it does not parse mail, talk to servers, or send anything.
+//!
+//! Double opt-in (`opt_in = "double"`): a registration by mail starts `pending`
+//! and gets a request carrying a token (subject `[TOKEN]`, Reply-To
+//! `anmeldung+confirm-TOKEN@…`); the reply confirms it, or waitlists it when the
+//! room filled up meanwhile. A pending registration holds no place — the place
+//! goes to whoever confirms first, so an unconfirmed (perhaps mistyped) address
+//! cannot block a seat for days. `rsvpd add` by an organizer confirms directly:
+//! the organizer vouches for the person. Expiry is the scheduler's job.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::config::{Conference, Config};
-use crate::mailer::{Kind, Renderer};
+use crate::config::{Conference, Config, OptIn};
+use crate::mailer::{Kind, Rendered, Renderer};
 use crate::storage::{NewOutbox, Registration, Status, StoreTx};
 use crate::understand::{Action, Attendee};
 
@@ -144,51 +152,19 @@ impl Registrar<'_> {
                 }
             }
             Action::Confirm {
-                conference, email, ..
+                conference,
+                email,
+                token,
             } => {
-                let Some(conf) = conference
-                    .as_deref()
-                    .and_then(|c| self.config.conference(c))
-                else {
-                    return Ok(Outcome::review(
-                        "a confirmation for no known conference",
-                        conference.clone(),
-                    ));
-                };
-                let Some(mut reg) = tx.registration(&conf.id, email).await? else {
-                    return Ok(Outcome::review(
-                        format!(
-                            "a confirmation from {email}, who has no registration for {}",
-                            conf.id
-                        ),
-                        Some(conf.id.clone()),
-                    ));
-                };
-                if reg.status != Status::Pending {
-                    return Ok(Outcome::ignored(format!(
-                        "a confirmation for a registration that is already {}",
-                        reg.status.as_str()
-                    )));
-                }
-                reg.status = self.status_for(tx, conf, reg.party_size).await?;
-                reg.updated_at = now;
-                reg.id = tx.save_registration(&reg).await?;
-                tx.audit(
-                    reg.id,
-                    "confirm",
-                    actor.message_id(),
-                    actor.name(),
-                    &json!({}),
+                self.confirm(
+                    tx,
+                    conference.as_deref(),
+                    email,
+                    token.as_deref(),
+                    actor,
                     now,
                 )
-                .await?;
-                let kind = if reg.status == Status::Waitlisted {
-                    Kind::Waitlist
-                } else {
-                    Kind::Confirmation
-                };
-                let (n, note) = self.answer(tx, conf, &reg, kind, false, actor, now).await?;
-                Ok(Outcome::recorded(&conf.id, note, n))
+                .await
             }
             Action::Bounce {
                 recipients,
@@ -211,6 +187,88 @@ impl Registrar<'_> {
                 Ok(Outcome::review(reason.clone(), conference.clone()))
             }
         }
+    }
+
+    /// The attendee's answer to an opt-in request: found by its token, else by
+    /// conference and sender.
+    async fn confirm(
+        &self,
+        tx: &mut StoreTx,
+        conference: Option<&str>,
+        email: &str,
+        token: Option<&str>,
+        actor: Actor<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Outcome> {
+        let mut request = None;
+        if let Some(t) = token {
+            request = tx.opt_in_by_token(t).await?;
+        }
+        let reg = match &request {
+            Some(r) => tx.registration_by_id(r.registration_id).await?,
+            None => match conference.and_then(|c| self.config.conference(c)) {
+                Some(conf) => tx.registration(&conf.id, &email.to_lowercase()).await?,
+                None => None,
+            },
+        };
+        let Some(mut reg) = reg else {
+            let what = match token {
+                Some(t) => {
+                    format!("a confirmation with the code {t}, which matches no registration")
+                }
+                None => format!("a confirmation from {email}, who has no registration to confirm"),
+            };
+            return Ok(Outcome::review(what, conference.map(str::to_string)));
+        };
+        let Some(conf) = self.config.conference(&reg.conference_id) else {
+            return Ok(Outcome::review(
+                format!("conference `{}` is not configured", reg.conference_id),
+                None,
+            ));
+        };
+        if request.is_none() {
+            request = tx.opt_in_for(reg.id).await?;
+        }
+        if reg.status != Status::Pending {
+            if reg.status == Status::Cancelled
+                && request.as_ref().is_some_and(|r| r.state == "expired")
+            {
+                return Ok(Outcome::review(
+                    format!(
+                        "{} confirmed a registration for {} that had lapsed unconfirmed; `rsvpd add {} {}` registers them",
+                        reg.email, conf.id, conf.id, reg.email
+                    ),
+                    Some(conf.id.clone()),
+                ));
+            }
+            return Ok(Outcome::ignored(format!(
+                "a confirmation for a registration that is already {}",
+                reg.status.as_str()
+            )));
+        }
+        reg.status = self.status_for(tx, conf, reg.party_size).await?;
+        reg.updated_at = now;
+        if let Some(m) = actor.message_id() {
+            reg.last_message_id = Some(m.to_string());
+        }
+        reg.id = tx.save_registration(&reg).await?;
+        tx.set_opt_in_state(reg.id, "confirmed").await?;
+        tx.audit(
+            reg.id,
+            "confirm",
+            actor.message_id(),
+            actor.name(),
+            &json!({ "status": reg.status.as_str(), "token": request.map(|r| r.token) }),
+            now,
+        )
+        .await?;
+        let kind = if reg.status == Status::Waitlisted {
+            Kind::Waitlist
+        } else {
+            Kind::Confirmation
+        };
+        let (n, note) = self.answer(tx, conf, &reg, kind, false, actor, now).await?;
+        Ok(Outcome::recorded(&conf.id, note, n))
     }
 
     /// confirmed, or waitlisted when `party_size` more people would exceed the capacity.
@@ -266,6 +324,15 @@ impl Registrar<'_> {
                     }
                 }
                 r.language = a.language;
+                // An organizer adding a pending person vouches for them.
+                if r.status == Status::Pending && !needs_opt_in(conf, actor) {
+                    r.status = if force {
+                        Status::Confirmed
+                    } else {
+                        self.status_for(tx, conf, party_size).await?
+                    };
+                    tx.set_opt_in_state(r.id, "confirmed").await?;
+                }
                 // A bigger party may no longer fit: re-check the places, the
                 // registration's own current seats excluded.
                 if let Some(cap) = conf.capacity
@@ -283,6 +350,8 @@ impl Registrar<'_> {
             old => {
                 let status = if force {
                     Status::Confirmed
+                } else if needs_opt_in(conf, actor) {
+                    Status::Pending
                 } else {
                     self.status_for(tx, conf, party_size).await?
                 };
@@ -326,12 +395,42 @@ impl Registrar<'_> {
             now,
         )
         .await?;
+        if reg.status == Status::Pending {
+            return self.request_opt_in(tx, conf, &reg, actor, now).await;
+        }
         let kind = if reg.status == Status::Waitlisted {
             Kind::Waitlist
         } else {
             Kind::Confirmation
         };
         self.answer(tx, conf, &reg, kind, updated, actor, now).await
+    }
+
+    /// Ask a pending registration to confirm: a new token, or the open one again.
+    async fn request_opt_in(
+        &self,
+        tx: &mut StoreTx,
+        conf: &Conference,
+        reg: &Registration,
+        actor: Actor<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(usize, Option<String>)> {
+        let (token, expires_at) = match tx.opt_in_for(reg.id).await? {
+            Some(r) if r.state == "open" => (r.token, r.expires_at),
+            _ => {
+                let token = new_token();
+                let expires = now
+                    + Duration::from_std(self.config.defaults.opt_in_expiry)
+                        .unwrap_or(Duration::days(7));
+                tx.save_opt_in(reg.id, &token, now, expires).await?;
+                (token, expires)
+            }
+        };
+        self.answer_with(tx, conf, reg, Kind::OptIn, actor, now, |in_reply_to| {
+            self.renderer
+                .render_opt_in(conf, reg, &token, expires_at, in_reply_to, now)
+        })
+        .await
     }
 
     /// Cancel the registration of `email`; `None` when there is none to cancel.
@@ -351,12 +450,16 @@ impl Registrar<'_> {
             return Ok(Some((0, Some("already cancelled".into()))));
         }
         let freed = reg.status == Status::Confirmed || reg.status == Status::Pending;
+        let was_pending = reg.status == Status::Pending;
         reg.status = Status::Cancelled;
         reg.updated_at = now;
         if let Some(m) = actor.message_id() {
             reg.last_message_id = Some(m.to_string());
         }
         reg.id = tx.save_registration(&reg).await?;
+        if was_pending {
+            tx.set_opt_in_state(reg.id, "cancelled").await?;
+        }
         tx.audit(
             reg.id,
             "cancel",
@@ -417,6 +520,25 @@ impl Registrar<'_> {
         actor: Actor<'_>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<(usize, Option<String>)> {
+        self.answer_with(tx, conf, reg, kind, actor, now, |in_reply_to| {
+            self.renderer
+                .render(kind, conf, reg, updated, in_reply_to, now)
+        })
+        .await
+    }
+
+    /// Like `answer`, with the message rendered by `render(in_reply_to)`.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer_with(
+        &self,
+        tx: &mut StoreTx,
+        conf: &Conference,
+        reg: &Registration,
+        kind: Kind,
+        actor: Actor<'_>,
+        now: DateTime<Utc>,
+        render: impl FnOnce(Option<&str>) -> anyhow::Result<Rendered>,
+    ) -> anyhow::Result<(usize, Option<String>)> {
         if tx.is_undeliverable(&reg.email).await? {
             return Ok((
                 0,
@@ -444,9 +566,7 @@ impl Registrar<'_> {
             Actor::Mail { message_id } => Some(message_id.to_string()),
             Actor::Cli { .. } => reg.last_message_id.clone(),
         };
-        let rendered =
-            self.renderer
-                .render(kind, conf, reg, updated, in_reply_to.as_deref(), now)?;
+        let rendered = render(in_reply_to.as_deref())?;
         tx.queue(
             &NewOutbox {
                 kind: kind.as_str().to_string(),
@@ -462,6 +582,32 @@ impl Registrar<'_> {
         )
         .await?;
         Ok((1, None))
+    }
+}
+
+/// Whether a registration by `actor` must first be confirmed by the attendee.
+fn needs_opt_in(conf: &Conference, actor: Actor<'_>) -> bool {
+    conf.opt_in == OptIn::Double && matches!(actor, Actor::Mail { .. })
+}
+
+/// A confirmation code: 10 characters without look-alikes (no 0/O, 1/I/L),
+/// with a digit and a letter so that `understand` recognises it in a subject.
+pub fn new_token() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    loop {
+        // A v4 UUID is 122 random bits from the OS; bytes 6 and 8 hold its
+        // fixed version and variant bits, so they are left out.
+        let bytes = uuid::Uuid::new_v4().into_bytes();
+        let token: String = bytes[..6]
+            .iter()
+            .chain(&bytes[9..13])
+            .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+            .collect();
+        if token.chars().any(|c| c.is_ascii_digit())
+            && token.chars().any(|c| c.is_ascii_alphabetic())
+        {
+            return token;
+        }
     }
 }
 

@@ -18,6 +18,9 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::config::{Conference, Language};
 
+mod notify;
+pub use notify::{Ended, OptInRequest};
+
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -596,11 +599,12 @@ impl StoreTx {
         Ok(row.as_ref().map(registration_from_row))
     }
 
-    /// People (party sizes) holding a confirmed or pending place.
+    /// People (party sizes) holding a place. Pending (double-opt-in)
+    /// registrations hold none: the place goes to whoever confirms first.
     pub async fn seats_taken(&mut self, conference: &str) -> anyhow::Result<i64> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COALESCE(SUM(party_size), 0) FROM registrations
-             WHERE conference_id = ? AND status IN ('confirmed', 'pending')",
+             WHERE conference_id = ? AND status = 'confirmed'",
         )
         .bind(conference)
         .fetch_one(&mut *self.tx)
