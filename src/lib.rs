@@ -21,4 +21,6 @@ pub mod pipeline;
 pub mod register;
 pub mod schedule;
 pub mod storage;
+#[cfg(test)]
+mod test_support;
 pub mod understand;

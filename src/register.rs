@@ -618,3 +618,6 @@ fn join_notes(notes: Vec<String>) -> Option<String> {
         Some(notes.join("; "))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -72,6 +72,16 @@ impl Store {
         Ok(t.map(|t| parse_ts(&t)))
     }
 
+    /// The complete stored message of outbox row `id`.
+    pub async fn outbox_raw(&self, id: i64) -> anyhow::Result<Option<Vec<u8>>> {
+        let raw = sqlx::query_scalar("SELECT raw FROM outbox WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading the outbox")?;
+        Ok(raw)
+    }
+
     /// Every address that bounced permanently (lowercase).
     pub async fn undeliverable_addresses(
         &self,

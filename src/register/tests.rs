@@ -1,0 +1,267 @@
+//! Double opt-in, capacity and waitlist, decided against a real SQLite database.
+
+use mail_parser::MimeHeaders as _;
+
+use super::*;
+use crate::storage::OutboxItem;
+use crate::test_support::{self as t, utc};
+
+const DOUBLE: &str = r#"
+[[conference]]
+id = "fishbowl"
+title = "Fishbowl-Diskussion Hainholz"
+starts = "2099-11-04T18:00"
+ends = "2099-11-04T20:30"
+location = "Kulturtreff Hainholz"
+capacity = 2
+opt_in = "double"
+organizers = ["orga@example.org"]
+"#;
+
+fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parses")
+}
+
+async fn last(app: &crate::pipeline::App) -> (OutboxItem, Vec<u8>) {
+    let item = t::outbox(app).await.pop().expect("a queued mail");
+    let raw = t::raw(app, item.id).await;
+    (item, raw)
+}
+
+async fn status(app: &crate::pipeline::App, email: &str) -> Status {
+    app.store
+        .registrations("fishbowl", true)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.email == email)
+        .expect("registered")
+        .status
+}
+
+/// The token of the opt-in request last queued: from the subject, checked against Reply-To.
+async fn token_of_last_request(app: &crate::pipeline::App) -> String {
+    let (item, raw) = last(app).await;
+    assert_eq!(item.kind, "opt_in");
+    let m = parse(&raw);
+    let subject = m.subject().unwrap_or_default().to_string();
+    let token = subject
+        .rsplit_once('[')
+        .and_then(|(_, t)| t.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("no [TOKEN] in {subject}"))
+        .to_string();
+    let reply_to = m
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .expect("a Reply-To")
+        .to_string();
+    assert_eq!(reply_to, format!("anmeldung+confirm-{token}@example.org"));
+    token
+}
+
+#[tokio::test]
+async fn double_opt_in_waits_for_the_reply_then_confirms_with_an_invite() {
+    let ta = t::app(DOUBLE).await;
+    let app = &ta.app;
+    let now = utc("2099-10-01T10:00:00Z");
+    t::register(app, "fishbowl", "ayse@example.net", 1, now).await;
+    assert_eq!(status(app, "ayse@example.net").await, Status::Pending);
+    let token = token_of_last_request(app).await;
+    assert_eq!(token.len(), 10);
+    let (_, raw) = last(app).await;
+    let m = parse(&raw);
+    assert_eq!(
+        m.header_raw("In-Reply-To").map(str::trim),
+        Some("<reg-ayse@example.net>")
+    );
+    assert_eq!(m.attachment_count(), 0, "no invite before confirmation");
+
+    // The reply: some clients lowercase the plus address.
+    let confirm = Action::Confirm {
+        conference: None,
+        email: "ayse@example.net".into(),
+        token: Some(token.to_lowercase()),
+    };
+    assert_eq!(
+        t::apply(app, &confirm, "yes-1@example.net", now).await,
+        "recorded"
+    );
+    assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
+    let (item, raw) = last(app).await;
+    assert_eq!(item.kind, "confirmation");
+    let m = parse(&raw);
+    assert_eq!(
+        m.header_raw("In-Reply-To").map(str::trim),
+        Some("<yes-1@example.net>")
+    );
+    assert!(
+        m.attachments()
+            .any(|a| a.attachment_name() == Some("fishbowl.ics")),
+        "the confirmation carries the invite"
+    );
+
+    // A second reply changes nothing and sends nothing.
+    let before = t::outbox(app).await.len();
+    assert_eq!(
+        t::apply(app, &confirm, "yes-2@example.net", now).await,
+        "ignored"
+    );
+    assert_eq!(t::outbox(app).await.len(), before);
+}
+
+#[tokio::test]
+async fn pending_holds_no_place_and_a_late_confirmation_is_waitlisted() {
+    let ta = t::app(DOUBLE).await;
+    let app = &ta.app;
+    let now = utc("2099-10-01T10:00:00Z");
+    t::register(app, "fishbowl", "first@example.net", 2, now).await;
+    let first = token_of_last_request(app).await;
+    t::register(app, "fishbowl", "second@example.net", 2, now).await;
+    let second = token_of_last_request(app).await;
+    assert_ne!(first, second);
+    // The second confirms first and gets both places.
+    for (token, email) in [
+        (&second, "second@example.net"),
+        (&first, "first@example.net"),
+    ] {
+        let a = Action::Confirm {
+            conference: Some("fishbowl".into()),
+            email: email.into(),
+            token: Some(token.clone()),
+        };
+        t::apply(app, &a, &format!("yes-{email}"), now).await;
+    }
+    assert_eq!(status(app, "second@example.net").await, Status::Confirmed);
+    assert_eq!(status(app, "first@example.net").await, Status::Waitlisted);
+    assert_eq!(last(app).await.0.kind, "waitlist");
+}
+
+#[tokio::test]
+async fn a_confirmation_without_token_is_found_by_conference_and_sender() {
+    let ta = t::app(DOUBLE).await;
+    let app = &ta.app;
+    let now = utc("2099-10-01T10:00:00Z");
+    t::register(app, "fishbowl", "ayse@example.net", 1, now).await;
+    let a = Action::Confirm {
+        conference: Some("fishbowl".into()),
+        email: "ayse@example.net".into(),
+        token: None,
+    };
+    assert_eq!(t::apply(app, &a, "yes@example.net", now).await, "recorded");
+    assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
+    // An unknown code goes to a human.
+    let a = Action::Confirm {
+        conference: None,
+        email: "x@example.net".into(),
+        token: Some("ZZZZ9999ZZ".into()),
+    };
+    assert_eq!(t::apply(app, &a, "odd@example.net", now).await, "review");
+}
+
+#[tokio::test]
+async fn a_reply_after_expiry_goes_to_review_naming_the_fix() {
+    let ta = t::app(DOUBLE).await;
+    let app = &ta.app;
+    let now = utc("2099-10-01T10:00:00Z");
+    t::register(app, "fishbowl", "ayse@example.net", 1, now).await;
+    let token = token_of_last_request(app).await;
+    crate::schedule::drain(app, utc("2099-10-08T10:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(status(app, "ayse@example.net").await, Status::Cancelled);
+    let a = Action::Confirm {
+        conference: None,
+        email: "ayse@example.net".into(),
+        token: Some(token),
+    };
+    let mut tx = app.store.begin().await.unwrap();
+    let outcome = app
+        .registrar()
+        .apply(
+            &mut tx,
+            &a,
+            Actor::Mail {
+                message_id: "late@example.net",
+            },
+            utc("2099-10-09T10:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.outcome, "review");
+    let reason = outcome.reason.unwrap_or_default();
+    assert!(
+        reason.contains("rsvpd add fishbowl ayse@example.net"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn the_real_reply_mail_confirms_through_the_pipeline() {
+    let ta = t::app(DOUBLE).await;
+    let app = &ta.app;
+    let reg = format!(
+        "From: Ayşe Yılmaz <ayse@example.net>\r\nTo: anmeldung@example.org\r\nSubject: Anmeldung Fishbowl\r\n\
+         Message-ID: <reg-1@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Hiermit melde ich mich zur Fishbowl-Diskussion an.\r\n\r\nAyşe Yılmaz\r\n"
+    );
+    app.process(reg.as_bytes(), "test:1").await.unwrap();
+    let token = token_of_last_request(app).await;
+    let (request, raw) = last(app).await;
+    let subject = parse(&raw).subject().unwrap_or_default().to_string();
+    let reply = format!(
+        "From: Ayşe Yılmaz <ayse@example.net>\r\nTo: MiSO-Netzwerk Anmeldung <anmeldung+confirm-{token}@example.org>\r\n\
+         Subject: Re: {subject}\r\nIn-Reply-To: <{id}>\r\nReferences: <reg-1@example.net> <{id}>\r\n\
+         Message-ID: <yes-1@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Ja, ich bestätige.\r\n\r\n> Bitte bestätigen Sie Ihre Anmeldung\r\n",
+        id = request.message_id
+    );
+    let processed = app.process(reply.as_bytes(), "test:2").await.unwrap();
+    assert_eq!(processed.outcome(), "recorded", "{processed:?}");
+    assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
+    assert_eq!(last(app).await.0.kind, "confirmation");
+}
+
+#[tokio::test]
+async fn an_organizer_adding_someone_confirms_directly() {
+    let ta = t::app(DOUBLE).await;
+    let app = &ta.app;
+    let now = utc("2099-10-01T10:00:00Z");
+    // Pending by mail first; the organizer then adds the same person by hand.
+    t::register(app, "fishbowl", "ayse@example.net", 1, now).await;
+    let conf = app.config.conference("fishbowl").unwrap().clone();
+    for email in ["ayse@example.net", "omar@example.net"] {
+        let mut tx = app.store.begin().await.unwrap();
+        app.registrar()
+            .register(
+                &mut tx,
+                &conf,
+                &t::attendee(email, "X", 1),
+                Actor::Cli { message_id: None },
+                false,
+                now,
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(status(app, email).await, Status::Confirmed);
+    }
+    // The closed request no longer expires anything.
+    crate::schedule::drain(app, utc("2099-10-30T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
+}
+
+#[test]
+fn tokens_have_a_digit_and_a_letter_and_no_look_alikes() {
+    for _ in 0..200 {
+        let t = new_token();
+        assert_eq!(t.len(), 10);
+        assert!(t.chars().any(|c| c.is_ascii_digit()), "{t}");
+        assert!(t.chars().any(|c| c.is_ascii_uppercase()), "{t}");
+        assert!(!t.contains(['0', 'O', '1', 'I', 'L']), "{t}");
+    }
+}
