@@ -49,7 +49,7 @@ pub fn invite(
     lines.extend(vtimezone(
         tz,
         conference.starts.with_timezone(&tz).year() - 1,
-        conference.ends.with_timezone(&tz).year() + 1,
+        conference.ends.with_timezone(&tz).year(),
     ));
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y%m%dT%H%M%S").to_string();
     lines.extend([
@@ -261,6 +261,151 @@ mod tests {
             v.contains("DTSTART:19700101T000000\nTZOFFSETFROM:+0900\nTZOFFSETTO:+0900"),
             "{v}"
         );
+    }
+
+    /// Parse `ics` with the independent `ical` crate and read the event's
+    /// start through its own VTIMEZONE: (UID, start in UTC, LOCATION, ORGANIZER, METHOD).
+    fn read_with_ical(ics: &str) -> (String, DateTime<Utc>, String, String, String) {
+        let mut parser = ical::IcalParser::new(std::io::BufReader::new(ics.as_bytes()));
+        let cal = parser
+            .next()
+            .expect("one calendar")
+            .expect("the ical crate parses it");
+        assert!(parser.next().is_none(), "exactly one calendar");
+        let prop = |props: &[ical::property::Property], name: &str| {
+            props
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap_or_else(|| panic!("{name} missing"))
+                .clone()
+        };
+        let method = prop(&cal.properties, "METHOD").value.unwrap_or_default();
+        assert_eq!(cal.events.len(), 1);
+        let ev = &cal.events[0];
+        let start = prop(&ev.properties, "DTSTART");
+        let tzid = start
+            .params
+            .as_ref()
+            .and_then(|ps| ps.iter().find(|(k, _)| k == "TZID"))
+            .map(|(_, v)| v.join(","))
+            .expect("DTSTART has a TZID");
+        let tz = cal
+            .timezones
+            .iter()
+            .find(|z| prop(&z.properties, "TZID").value.as_deref() == Some(tzid.as_str()))
+            .expect("a VTIMEZONE for the TZID of DTSTART");
+        let local = chrono::NaiveDateTime::parse_from_str(
+            start.value.as_deref().unwrap_or_default(),
+            "%Y%m%dT%H%M%S",
+        )
+        .expect("local DTSTART");
+        // The observance in force: the latest onset at or before the local start.
+        let (_, offset) = tz
+            .transitions
+            .iter()
+            .map(|t| {
+                let onset = chrono::NaiveDateTime::parse_from_str(
+                    prop(&t.properties, "DTSTART")
+                        .value
+                        .as_deref()
+                        .unwrap_or_default(),
+                    "%Y%m%dT%H%M%S",
+                )
+                .expect("onset");
+                let to = prop(&t.properties, "TZOFFSETTO").value.unwrap_or_default();
+                let sign = if to.starts_with('-') { -1 } else { 1 };
+                let h: i64 = to[1..3].parse().expect("hours");
+                let m: i64 = to[3..5].parse().expect("minutes");
+                (onset, sign * (h * 3600 + m * 60))
+            })
+            .filter(|(onset, _)| *onset <= local)
+            .max_by_key(|(onset, _)| *onset)
+            .expect("an observance covers the start");
+        let utc = Utc.from_utc_datetime(&(local - Duration::seconds(offset)));
+        (
+            prop(&ev.properties, "UID").value.unwrap_or_default(),
+            utc,
+            prop(&ev.properties, "LOCATION").value.unwrap_or_default(),
+            prop(&ev.properties, "ORGANIZER").value.unwrap_or_default(),
+            method,
+        )
+    }
+
+    fn conference(starts: &str, tz: Tz) -> Conference {
+        let local = |s: &str| {
+            crate::config::local_to_utc(
+                tz,
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").expect("time"),
+            )
+            .expect("exists")
+        };
+        let s = local(starts);
+        Conference {
+            id: "miko-2027".into(),
+            title: "Vierte Migrationskonferenz; mit Workshops, Pause".into(),
+            aliases: vec![],
+            timezone: tz,
+            starts: s,
+            ends: s + Duration::hours(6),
+            location: "Mosaiksaal, Neues Rathaus, Trammplatz 2, 30159 Hannover".into(),
+            capacity: None,
+            opt_in: crate::config::OptIn::Single,
+            organizers: vec!["orga@example.org".into()],
+            workshops: vec![],
+            address: None,
+            reminders: vec![],
+            digests: vec![],
+            templates: None,
+            reminder_grace: std::time::Duration::from_secs(6 * 3600),
+        }
+    }
+
+    #[test]
+    fn the_invite_parses_with_an_independent_parser_and_means_the_right_instant() {
+        let organizer = Organizer {
+            name: Some("MiSO-Netzwerk Anmeldung".into()),
+            email: "orga@example.org".into(),
+        };
+        for (starts, tz, utc_start) in [
+            (
+                "2027-10-15T13:30",
+                chrono_tz::Europe::Berlin,
+                "2027-10-15T11:30:00Z",
+            ),
+            (
+                "2027-12-01T13:30",
+                chrono_tz::Europe::Berlin,
+                "2027-12-01T12:30:00Z",
+            ),
+            (
+                "2027-03-28T10:00",
+                chrono_tz::Europe::Berlin,
+                "2027-03-28T08:00:00Z",
+            ),
+            (
+                "2027-07-01T09:00",
+                chrono_tz::America::New_York,
+                "2027-07-01T13:00:00Z",
+            ),
+            (
+                "2027-07-01T09:00",
+                chrono_tz::Asia::Kolkata,
+                "2027-07-01T03:30:00Z",
+            ),
+        ] {
+            let c = conference(starts, tz);
+            let ics = invite(&c, &organizer, "example.org", utc("2027-09-06T07:14:02Z"));
+            assert!(ics.ends_with("END:VCALENDAR\r\n"));
+            let (uid, start, location, org, method) = read_with_ical(&ics);
+            assert_eq!(uid, "miko-2027@example.org");
+            assert_eq!(start, utc(utc_start), "{starts} {tz}: {ics}");
+            assert_eq!(
+                location,
+                "Mosaiksaal\\, Neues Rathaus\\, Trammplatz 2\\, 30159 Hannover"
+            );
+            assert_eq!(org, "mailto:orga@example.org");
+            assert_eq!(method, "PUBLISH");
+        }
     }
 
     #[test]

@@ -19,9 +19,14 @@ pub struct TestApp {
     pub dir: TempDir,
 }
 
-/// An App whose config is the usual head plus `rest` (`[defaults]`, conferences).
-pub async fn app(rest: &str) -> TestApp {
+/// A config (usual head plus `rest`) written into a fresh temp dir.
+pub fn config(rest: &str) -> (TempDir, anyhow::Result<Config>) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_in(&dir, rest);
+    (dir, config)
+}
+
+fn config_in(dir: &TempDir, rest: &str) -> anyhow::Result<Config> {
     let text = format!(
         r#"[mailbox]
 url = "maildir://{d}/inbox"
@@ -35,7 +40,13 @@ url = "sqlite://{d}/rsvpd.db"
     );
     let path = dir.path().join("rsvpd.toml");
     std::fs::write(&path, &text).expect("write config");
-    let config = Config::parse(&path, &text, &|_| None).expect("test config parses");
+    Config::parse(&path, &text, &|_| None)
+}
+
+/// An App whose config is the usual head plus `rest` (`[defaults]`, conferences).
+pub async fn app(rest: &str) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_in(&dir, rest).expect("test config parses");
     let app = App::open(config).await.expect("app opens");
     TestApp { app, dir }
 }

@@ -202,10 +202,10 @@ async fn a_reply_after_expiry_goes_to_review_naming_the_fix() {
 async fn the_real_reply_mail_confirms_through_the_pipeline() {
     let ta = t::app(DOUBLE).await;
     let app = &ta.app;
-    let reg = format!(
+    let reg = String::from(
         "From: Ayşe Yılmaz <ayse@example.net>\r\nTo: anmeldung@example.org\r\nSubject: Anmeldung Fishbowl\r\n\
          Message-ID: <reg-1@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         Hiermit melde ich mich zur Fishbowl-Diskussion an.\r\n\r\nAyşe Yılmaz\r\n"
+         Hiermit melde ich mich zur Fishbowl-Diskussion an.\r\n\r\nAyşe Yılmaz\r\n",
     );
     app.process(reg.as_bytes(), "test:1").await.unwrap();
     let token = token_of_last_request(app).await;
