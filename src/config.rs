@@ -1223,6 +1223,57 @@ at = "09:00"
     }
 
     #[test]
+    fn notify_keys_parse_with_defaults_and_overrides() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.defaults.reminder_grace, Duration::from_secs(6 * 3600));
+        assert_eq!(c.defaults.opt_in_expiry, Duration::from_secs(7 * 86400));
+        assert!(c.defaults.templates.is_none());
+        assert_eq!(c.conferences[0].reminder_grace, c.defaults.reminder_grace);
+        let text = GOOD
+            .replace(
+                "[[conference]]",
+                "[defaults]\nreminder_grace = \"2h\"\nopt_in_expiry = \"3d\"\ntemplates = \"tpl\"\n[[conference]]",
+            )
+            .replace(
+                "ends = \"2027-10-15T19:30\"",
+                "ends = \"2027-10-15T19:30\"\nreminder_grace = \"30m\"\ntemplates = \"tpl/miko\"",
+            );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.defaults.reminder_grace, Duration::from_secs(7200));
+        assert_eq!(c.defaults.opt_in_expiry, Duration::from_secs(3 * 86400));
+        assert_eq!(
+            c.defaults.templates.as_deref(),
+            Some(Path::new("/etc/rsvpd/tpl"))
+        );
+        assert_eq!(c.conferences[0].reminder_grace, Duration::from_secs(1800));
+        assert_eq!(
+            c.conferences[0].templates.as_deref(),
+            Some(Path::new("/etc/rsvpd/tpl/miko"))
+        );
+        assert_eq!(
+            c.conferences[0].reminders[0].key(),
+            "before=604800s at=09:00"
+        );
+    }
+
+    #[test]
+    fn a_digest_without_organizers_is_refused() {
+        let text = format!("{GOOD}[[conference.digest]]\ncron = \"0 0 8 * * *\"\n");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(e.contains("no organizers") && e.contains("line 10"), "{e}");
+    }
+
+    #[test]
+    fn a_reminder_after_the_start_is_refused() {
+        let text = GOOD.replace(
+            "before = \"7d\"\nat = \"09:00\"",
+            "before = \"1h\"\nat = \"14:00\"",
+        );
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(e.contains("when the conference has started"), "{e}");
+    }
+
+    #[test]
     fn secret_is_not_printed() {
         let c = parse(GOOD).unwrap();
         assert!(!format!("{c:?}").contains("\"pw\""));
