@@ -5,5 +5,6 @@ mod app;
 mod cli;
 mod e2e;
 mod harness;
+mod robust;
 mod support;
 mod tls;
