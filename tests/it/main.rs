@@ -6,5 +6,6 @@ mod cli;
 mod e2e;
 mod harness;
 mod robust;
+mod smtp_faults;
 mod support;
 mod tls;
