@@ -11,6 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
+use crate::failpoint::failpoint;
 use crate::mailer::{SendError, Transport};
 use crate::mask::mask;
 use crate::pipeline::App;
@@ -44,8 +45,10 @@ pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
         return Ok(Step::Idle(app.store.next_due_at().await?));
     };
     let from = app.config.smtp.from.email.clone();
+    failpoint("before-send");
     match transport.send(&from, &msg.recipient, &msg.raw).await {
         Ok(()) => {
+            failpoint("after-send");
             app.store.mark_sent(msg.id, Utc::now()).await?;
             info!(outbox = msg.id, to = %mask(&msg.recipient), "mail sent");
         }

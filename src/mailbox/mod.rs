@@ -18,6 +18,7 @@ use anyhow::{Context as _, anyhow};
 use tracing::{debug, info};
 
 use crate::config::{Config, ImapServer, MailboxSource};
+use crate::failpoint::failpoint;
 use crate::pipeline::{App, Processed};
 
 /// One message waiting to be handled.
@@ -312,11 +313,14 @@ pub async fn step(app: &App, source: &mut Source) -> anyhow::Result<bool> {
     let Some(msg) = source.next(app).await? else {
         return Ok(false);
     };
+    failpoint("after-fetch");
     let processed = app.process(&msg.raw, &msg.location, msg.oversize).await?;
+    failpoint("after-commit");
     if let Processed::AlreadyHandled(outcome) = &processed {
         debug!(location = %msg.location, %outcome, "already handled; filing it away");
     }
     let outcome = processed.outcome().to_string();
     source.file_away(app, msg, &outcome).await?;
+    failpoint("after-move");
     Ok(true)
 }

@@ -3,6 +3,7 @@
 
 mod app;
 mod cli;
+mod crash;
 mod e2e;
 mod harness;
 mod robust;
