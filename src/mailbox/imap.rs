@@ -309,8 +309,12 @@ pub fn file_away(session: &mut Session, caps: Caps, uid: u32, target: &str) -> a
         session
             .uid_copy(&set, quote(target))
             .with_context(|| format!("UID COPY {uid} to `{target}`"))?;
+        // Not `uid_store`: Dovecot answers a new keyword with untagged FLAGS
+        // and PERMANENTFLAGS that the imap crate cannot parse there.
         session
-            .uid_store(&set, format!("+FLAGS.SILENT (\\Seen {DONE_KEYWORD})"))
+            .run_command_and_check_ok(format!(
+                "UID STORE {set} +FLAGS.SILENT (\\Seen {DONE_KEYWORD})"
+            ))
             .with_context(|| format!("UID STORE {uid}"))?;
     }
     Ok(())

@@ -86,7 +86,6 @@ impl Rsvpd {
             r#"[mailbox]
 url = "{url}"
 poll_interval = "2s"
-timeout = "20s"
 {mailbox_extra}
 
 [smtp]

@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod e2e;
 mod harness;
+mod imap_faults;
 mod robust;
 mod smtp_faults;
 mod support;
