@@ -8,6 +8,7 @@ mod e2e;
 mod harness;
 mod imap_faults;
 mod robust;
+mod shutdown;
 mod smtp_faults;
 mod support;
 mod tls;
