@@ -202,3 +202,110 @@ fn a_locked_database_fails_clearly_and_loses_nothing() {
     assert_eq!(app.attendees("miko-2027", false).len(), 1);
     assert!(dovecot.list_folder(MAILBOX, "INBOX").is_empty());
 }
+
+fn hostile_mails() -> Vec<(&'static str, Vec<u8>)> {
+    let head = |id: &str| {
+        format!(
+            "From: Mallory <mallory@example.com>\r\nTo: {MAILBOX}\r\nSubject: Anmeldung Migrationskonferenz\r\nMessage-ID: <{id}>\r\n"
+        )
+    };
+    let mut noise = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..4096 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        noise.push((x >> 16) as u8);
+    }
+    let mut nested = head("nested@x");
+    for i in 0..500 {
+        nested.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    nested.push_str("Content-Type: text/plain\r\n\r\nIch melde mich an.\r\n");
+    let mut many_cc = head("cc@x");
+    for i in 0..5000 {
+        many_cc.push_str(&format!("Cc: person{i}@example.com\r\n"));
+    }
+    many_cc.push_str("\r\nIch melde mich an.\r\n");
+    vec![
+        ("binary noise", noise),
+        (
+            "NUL bytes",
+            format!("{}\r\nIch\0 melde\0 mich an.\0\r\n", head("nul@x")).into_bytes(),
+        ),
+        (
+            "unterminated multipart",
+            format!(
+                "{}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"never\"\r\n\r\n--never\r\nContent-Type: text/plain\r\n\r\nIch melde mich an.\r\n",
+                head("unterminated@x")
+            )
+            .into_bytes(),
+        ),
+        ("500 nested parts", nested.into_bytes()),
+        (
+            "200 KB header line",
+            format!("{}X-Long: {}\r\n\r\nIch melde mich an.\r\n", head("long@x"), "a".repeat(200 * 1024)).into_bytes(),
+        ),
+        ("5000 Cc headers", many_cc.into_bytes()),
+    ]
+}
+
+/// Hostile and broken mail through the real daemon path: each one ends with a
+/// stored outcome and is filed away; none stops the mail behind it.
+#[test]
+fn hostile_mail_is_filed_with_an_outcome_and_never_stops_the_daemon() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    let hostile = hostile_mails();
+    for (_, raw) in &hostile {
+        dovecot.deliver(MAILBOX, raw);
+    }
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Ana Lima",
+            "ana@example.com",
+            MAILBOX,
+            "Anmeldung Migrationskonferenz",
+            "after-hostile@example.com",
+            "Ich melde mich an.",
+        ),
+    );
+    let mut daemon = app.spawn();
+    crate::support::wait_until(
+        Duration::from_secs(120),
+        "the registration behind the hostile mails answered",
+        || {
+            sink.messages()
+                .iter()
+                .any(|m| m.rcpt_to == ["ana@example.com"])
+                .then_some(())
+        },
+        || daemon.log(),
+    );
+    daemon.signal(libc::SIGTERM);
+    assert!(
+        daemon
+            .wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success()),
+        "{}",
+        daemon.log()
+    );
+    let inbound = app.inbound();
+    assert_eq!(inbound.len(), hostile.len() + 1, "{inbound:?}");
+    for (id, outcome, _) in &inbound {
+        assert!(
+            ["recorded", "review", "ignored"].contains(&outcome.as_str()),
+            "{id}: {outcome}"
+        );
+    }
+    let filed = dovecot.list_folder(MAILBOX, "rsvpd.processed").len()
+        + dovecot.list_folder(MAILBOX, "rsvpd.review").len();
+    assert_eq!(filed, hostile.len() + 1);
+    assert!(dovecot.list_folder(MAILBOX, "INBOX").is_empty());
+    for a in app.attendees("miko-2027", true) {
+        let name = a["name"].as_str().unwrap_or_default();
+        assert!(!name.contains('\0') && !name.contains('\n'), "{name:?}");
+    }
+}
