@@ -122,7 +122,10 @@ fn smtp_tls_sends(scheme_port: impl Fn(u16, u16) -> String) {
     );
     let sent = sink.wait_for(1, Duration::from_secs(30));
     assert_eq!(sent[0].rcpt_to, vec!["ewa@example.pl".to_string()]);
-    assert_eq!(sent[0].header("In-Reply-To").as_deref(), Some("<tls-1@example.pl>"));
+    assert_eq!(
+        sent[0].header("In-Reply-To").as_deref(),
+        Some("<tls-1@example.pl>")
+    );
 }
 
 #[test]
