@@ -14,6 +14,8 @@
 //! Under `cargo test` (no `--bench`) it runs with 20 mails as a smoke test, so
 //! the benchmark cannot rot; no figure is asserted — timing is not a test.
 
+// Shared with the integration tests; this bench uses only part of it.
+#[allow(unused_imports)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
