@@ -316,3 +316,40 @@ fn check_names_an_unreachable_smtp_server() {
         "{err}"
     );
 }
+
+#[test]
+fn review_dismiss_closes_an_item_and_names_an_unknown_one() {
+    let (dovecot, sink) = servers();
+    let app = Rsvpd::new(&dovecot, &sink);
+    for i in 0..2 {
+        dovecot.deliver(
+            MAILBOX,
+            &mail(
+                "Frager",
+                "q@example.com",
+                MAILBOX,
+                "Frage",
+                &format!("q-{i}@example.com"),
+                "Gibt es Parkplätze?",
+            ),
+        );
+    }
+    app.run_once();
+    let review = app.review();
+    assert_eq!(review.len(), 2, "{review:#?}");
+    let id = review[0]["id"].as_i64().expect("id").to_string();
+    app.ok(&["review", "dismiss", &id]);
+    let left = app.review();
+    assert_eq!(left.len(), 1);
+    assert_ne!(
+        left[0]["id"].as_i64().map(|i| i.to_string()),
+        Some(id.clone())
+    );
+    let out = app.output(&["review", "dismiss", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no open review item {id}")));
+    assert!(
+        sink.messages().is_empty(),
+        "a question gets no automatic answer"
+    );
+}
