@@ -78,6 +78,25 @@ fn dovecot_restarting_mid_session_is_survived() {
     assert_eq!(app.attendees("miko-2027", false).len(), 2);
 }
 
+/// Through restarts and reconnects, one rsvpd never holds two IMAP sessions.
+#[test]
+fn reconnects_never_hold_two_sessions_at_once() {
+    let mut dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let proxy = Proxy::start(dovecot.imap_port());
+    let app = through_proxy(&dovecot, &sink, &proxy);
+    let daemon = app.spawn();
+    wait_ready(&dovecot, &daemon);
+    for i in 0..3 {
+        dovecot.kill();
+        dovecot.restart();
+        dovecot.deliver(MAILBOX, &registration(i));
+        wait_answered(&sink, &format!("p{i}@example.com"), || daemon.log());
+    }
+    assert!(proxy.accepted() >= 4, "it reconnected after each restart");
+    assert_eq!(proxy.max_open(), 1, "never two sessions at once");
+}
+
 #[test]
 fn a_connection_gone_silent_during_idle_is_noticed_and_replaced() {
     let dovecot = Dovecot::start();

@@ -30,6 +30,8 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<Arc<Conn>>>>,
     accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    max_open: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -46,8 +48,11 @@ impl Proxy {
         let stop = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<Arc<Conn>>>> = Arc::default();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let max_open = Arc::new(AtomicUsize::new(0));
         {
             let (stop, conns, accepted) = (stop.clone(), conns.clone(), accepted.clone());
+            let (open, max_open) = (open.clone(), max_open.clone());
             thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
@@ -57,6 +62,8 @@ impl Proxy {
                                 continue;
                             };
                             accepted.fetch_add(1, Ordering::SeqCst);
+                            let now_open = open.fetch_add(1, Ordering::SeqCst) + 1;
+                            max_open.fetch_max(now_open, Ordering::SeqCst);
                             let conn = Arc::new(Conn {
                                 frozen: AtomicBool::new(false),
                                 from_server: AtomicU64::new(0),
@@ -65,7 +72,7 @@ impl Proxy {
                             if let Ok(mut list) = conns.lock() {
                                 list.push(conn.clone());
                             }
-                            pump_pair(client, server, conn, stop.clone());
+                            pump_pair(client, server, conn, stop.clone(), open.clone());
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {
                             thread::sleep(Duration::from_millis(10));
@@ -80,6 +87,8 @@ impl Proxy {
             stop,
             conns,
             accepted,
+            open,
+            max_open,
         }
     }
 
@@ -90,6 +99,11 @@ impl Proxy {
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// The most connections that were open at the same time.
+    pub fn max_open(&self) -> usize {
+        self.max_open.load(Ordering::SeqCst)
     }
 
     /// Silence every connection open now.
@@ -114,13 +128,24 @@ impl Drop for Proxy {
     }
 }
 
-fn pump_pair(client: TcpStream, server: TcpStream, conn: Arc<Conn>, stop: Arc<AtomicBool>) {
+/// A connection counts as open until the client side is gone.
+fn pump_pair(
+    client: TcpStream,
+    server: TcpStream,
+    conn: Arc<Conn>,
+    stop: Arc<AtomicBool>,
+    open: Arc<AtomicUsize>,
+) {
     let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+        open.fetch_sub(1, Ordering::SeqCst);
         return;
     };
     {
         let (conn, stop) = (conn.clone(), stop.clone());
-        thread::spawn(move || pump(client, server2, conn, stop, false));
+        thread::spawn(move || {
+            pump(client, server2, conn, stop, false);
+            open.fetch_sub(1, Ordering::SeqCst);
+        });
     }
     thread::spawn(move || pump(server, client2, conn, stop, true));
 }
