@@ -102,9 +102,11 @@ pub async fn ingest(path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     for file in files {
         let data =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let limit = app.config.mailbox.max_message_size;
         for raw in split_mbox(&data) {
             let location = format!("file:{}", hex_sha256(&raw));
-            let processed = app.process(&raw, &location).await?;
+            let oversize = (raw.len() as u64 > limit).then_some(raw.len() as u64);
+            let processed = app.process(&raw, &location, oversize).await?;
             let outcome = match &processed {
                 Processed::Done(o) => o.outcome.to_string(),
                 Processed::AlreadyHandled(_) => "already handled".to_string(),

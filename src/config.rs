@@ -42,6 +42,8 @@ pub struct MailboxConfig {
     pub poll_interval: Duration,
     /// How long one IMAP command may take before the connection counts as dead.
     pub timeout: Duration,
+    /// Mails larger than this are not read but put in review (bounded memory).
+    pub max_message_size: u64,
     /// The address attendees write to; plus addresses of it route to a conference.
     pub address: String,
 }
@@ -135,6 +137,8 @@ pub struct Defaults {
     pub opt_in_expiry: Duration,
     /// A folder of template overrides for every conference (`KIND/LANG/PART`).
     pub templates: Option<PathBuf>,
+    /// Automatic answers one address gets per 24 hours at most (robots must not ping-pong).
+    pub answers_per_day: u32,
 }
 
 pub use crate::understand::Language;
@@ -285,6 +289,8 @@ struct RawMailbox {
     poll_interval: HumanDuration,
     #[serde(default = "default_timeout")]
     timeout: HumanDuration,
+    #[serde(default = "default_max_size")]
+    max_message_size: ByteSize,
     address: Option<Spanned<String>>,
     ca_file: Option<String>,
 }
@@ -303,6 +309,9 @@ fn yes() -> bool {
 }
 fn default_poll() -> HumanDuration {
     HumanDuration(Duration::from_secs(60))
+}
+fn default_max_size() -> ByteSize {
+    ByteSize(25 * 1024 * 1024)
 }
 fn default_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(60))
@@ -345,6 +354,8 @@ struct RawDefaults {
     #[serde(default = "default_expiry")]
     opt_in_expiry: HumanDuration,
     templates: Option<String>,
+    #[serde(default = "default_answers")]
+    answers_per_day: u32,
 }
 
 impl Default for RawDefaults {
@@ -356,6 +367,7 @@ impl Default for RawDefaults {
             reminder_grace: default_grace(),
             opt_in_expiry: default_expiry(),
             templates: None,
+            answers_per_day: default_answers(),
         }
     }
 }
@@ -372,6 +384,9 @@ fn berlin() -> TimeZoneName {
 }
 fn german() -> Language {
     Language::De
+}
+fn default_answers() -> u32 {
+    5
 }
 fn default_retention() -> u32 {
     90
@@ -460,6 +475,50 @@ impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         HumanDuration::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// "25MB", "512KB", "1GB" or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let digits: String = t.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let unit = t[digits.len()..].trim().to_ascii_uppercase();
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size; write e.g. \"25MB\""))?;
+        let factor = match unit.as_str() {
+            "" | "B" => 1,
+            "K" | "KB" | "KIB" => 1024,
+            "M" | "MB" | "MIB" => 1024 * 1024,
+            "G" | "GB" | "GIB" => 1024 * 1024 * 1024,
+            _ => return Err(format!("`{s}`: unknown unit `{unit}`; use KB, MB or GB")),
+        };
+        Ok(ByteSize(n.saturating_mul(factor)))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as \"25MB\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -944,6 +1003,7 @@ impl Config {
             reminder_grace: raw.defaults.reminder_grace.0,
             opt_in_expiry: raw.defaults.opt_in_expiry.0,
             templates: raw.defaults.templates.as_deref().map(&resolve),
+            answers_per_day: raw.defaults.answers_per_day,
         };
         if defaults.opt_in_expiry.is_zero() {
             return Err(anyhow::anyhow!(
@@ -1060,6 +1120,7 @@ impl Config {
                 idle: m.idle,
                 poll_interval: m.poll_interval.0,
                 timeout: m.timeout.0,
+                max_message_size: m.max_message_size.0,
                 address,
             },
             smtp: SmtpConfig {
@@ -1198,6 +1259,15 @@ at = "09:00"
             e.contains("line 13") && e.contains("2027-10-15T13:30"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("25MB").unwrap().0, 25 * 1024 * 1024);
+        assert_eq!(ByteSize::parse("512 kb").unwrap().0, 512 * 1024);
+        assert_eq!(ByteSize::parse("100").unwrap().0, 100);
+        assert!(ByteSize::parse("lots").is_err());
+        assert!(ByteSize::parse("5 TB").is_err());
     }
 
     #[test]

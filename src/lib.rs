@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod failpoint;
 pub mod mailbox;
 pub mod mailer;
 pub mod mask;

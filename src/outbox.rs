@@ -11,6 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
+use crate::failpoint::failpoint;
 use crate::mailer::{SendError, Transport};
 use crate::mask::mask;
 use crate::pipeline::App;
@@ -44,8 +45,10 @@ pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
         return Ok(Step::Idle(app.store.next_due_at().await?));
     };
     let from = app.config.smtp.from.email.clone();
+    failpoint("before-send");
     match transport.send(&from, &msg.recipient, &msg.raw).await {
         Ok(()) => {
+            failpoint("after-send");
             app.store.mark_sent(msg.id, Utc::now()).await?;
             info!(outbox = msg.id, to = %mask(&msg.recipient), "mail sent");
         }
@@ -79,5 +82,48 @@ mod tests {
         assert_eq!(backoff(6).num_seconds(), 1920);
         assert_eq!(backoff(7).num_seconds(), 3600);
         assert_eq!(backoff(100).num_seconds(), 3600);
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::storage::NewOutbox;
+
+    #[tokio::test]
+    async fn max_per_minute_holds_across_steps() {
+        let dir = tempfile::tempdir().expect("dir");
+        let text = "[mailbox]\nurl = \"maildir://inbox\"\n[smtp]\nurl = \"file://sent\"\n\
+                    from = \"a@example.org\"\nmax_per_minute = 2\n[database]\nurl = \"sqlite://db.sqlite\"\n";
+        let config =
+            Config::parse(&dir.path().join("rsvpd.toml"), text, &|_| None).expect("config");
+        let transport = Transport::new(&config.smtp).expect("transport");
+        let app = App::open(config).await.expect("app");
+        let mut tx = app.store.begin().await.expect("tx");
+        for i in 0..3 {
+            let m = NewOutbox {
+                kind: "confirmation".into(),
+                conference_id: None,
+                registration_id: None,
+                recipient: format!("p{i}@example.org"),
+                message_id: format!("m{i}@example.org"),
+                in_reply_to: None,
+                subject: "s".into(),
+                raw: b"Subject: s\r\n\r\nx\r\n".to_vec(),
+            };
+            tx.queue(&m, Utc::now()).await.expect("queue");
+        }
+        tx.commit().await.expect("commit");
+        assert_eq!(step(&app, &transport).await.expect("step"), Step::Worked);
+        assert_eq!(step(&app, &transport).await.expect("step"), Step::Worked);
+        assert!(matches!(
+            step(&app, &transport).await.expect("step"),
+            Step::Throttled(_)
+        ));
+        let sent = std::fs::read_dir(dir.path().join("sent"))
+            .expect("dir")
+            .count();
+        assert_eq!(sent, 2);
     }
 }

@@ -109,8 +109,14 @@ impl App {
     }
 
     /// Handle one message found at `location`; returns what became of it.
-    /// Calling it again for the same location changes nothing.
-    pub async fn process(&self, raw: &[u8], location: &str) -> anyhow::Result<Processed> {
+    /// Calling it again for the same location changes nothing. With `oversize`,
+    /// `raw` is only the header of a mail too large to read: it goes to review.
+    pub async fn process(
+        &self,
+        raw: &[u8],
+        location: &str,
+        oversize: Option<u64>,
+    ) -> anyhow::Result<Processed> {
         if let Some(outcome) = self.store.inbound_outcome(location).await? {
             return Ok(Processed::AlreadyHandled(outcome));
         }
@@ -131,6 +137,16 @@ impl App {
                 conference: None,
                 queued: 0,
             }
+        } else if let Some(size) = oversize {
+            Outcome::review(
+                format!(
+                    "the mail is {:.1} MB, more than [mailbox] max_message_size ({:.1} MB); \
+                     it was not read — see it in the review folder",
+                    size as f64 / 1_048_576.0,
+                    self.config.mailbox.max_message_size as f64 / 1_048_576.0
+                ),
+                None,
+            )
         } else {
             let actor = Actor::Mail {
                 message_id: &message_id,

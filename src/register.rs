@@ -22,10 +22,6 @@ use crate::mailer::{Kind, Rendered, Renderer};
 use crate::storage::{NewOutbox, Registration, Status, StoreTx};
 use crate::understand::{Action, Attendee};
 
-/// How many automatic answers one address gets per day at most, so that two
-/// robots can never ping-pong.
-pub const ANSWERS_PER_DAY: i64 = 5;
-
 /// Who or what caused a change, for the audit trail.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
@@ -552,13 +548,14 @@ impl Registrar<'_> {
             && tx
                 .answers_since(&reg.email, now - Duration::hours(24))
                 .await?
-                >= ANSWERS_PER_DAY
+                >= i64::from(self.config.defaults.answers_per_day)
         {
             return Ok((
                 0,
                 Some(format!(
-                    "no {} sent: {ANSWERS_PER_DAY} answers went to this address in the last 24 hours",
-                    kind.as_str()
+                    "no {} sent: {} answers went to this address in the last 24 hours ([defaults] answers_per_day)",
+                    kind.as_str(),
+                    self.config.defaults.answers_per_day
                 )),
             ));
         }

@@ -254,12 +254,13 @@ pub fn select(session: &mut Session, folder: &str) -> anyhow::Result<u32> {
 /// UIDs above `last_uid` not yet marked done, oldest first. (FETCH FLAGS rather
 /// than SEARCH UNKEYWORD: Dovecot answers a search for a keyword it does not know
 /// yet with untagged FLAGS updates the imap crate cannot parse inside a SEARCH.)
-pub fn new_uids(session: &mut Session, last_uid: u32) -> anyhow::Result<Vec<u32>> {
+/// Each comes with its size in bytes.
+pub fn new_uids(session: &mut Session, last_uid: u32) -> anyhow::Result<Vec<(u32, u32)>> {
     let range = format!("{}:*", last_uid.saturating_add(1));
     let fetches = session
-        .uid_fetch(range, "(UID FLAGS)")
+        .uid_fetch(range, "(UID FLAGS RFC822.SIZE)")
         .context("UID FETCH FLAGS")?;
-    let mut uids: Vec<u32> = fetches
+    let mut uids: Vec<(u32, u32)> = fetches
         .iter()
         .filter(|f| {
             !f.flags().iter().any(|flag| match flag {
@@ -268,23 +269,32 @@ pub fn new_uids(session: &mut Session, last_uid: u32) -> anyhow::Result<Vec<u32>
                 _ => false,
             })
         })
-        .filter_map(|f| f.uid)
+        .filter_map(|f| f.uid.map(|u| (u, f.size.unwrap_or(0))))
         // `n:*` always includes the highest UID, even when it is below n.
-        .filter(|&u| u > last_uid)
+        .filter(|&(u, _)| u > last_uid)
         .collect();
     uids.sort_unstable();
     Ok(uids)
 }
 
-/// The whole message `uid` (without setting \Seen).
-pub fn fetch(session: &mut Session, uid: u32) -> anyhow::Result<Option<Vec<u8>>> {
+/// The whole message `uid`, or only its header (without setting \Seen).
+pub fn fetch(
+    session: &mut Session,
+    uid: u32,
+    header_only: bool,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let query = if header_only {
+        "(UID BODY.PEEK[HEADER])"
+    } else {
+        "(UID BODY.PEEK[])"
+    };
     let fetches = session
-        .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+        .uid_fetch(uid.to_string(), query)
         .with_context(|| format!("UID FETCH {uid}"))?;
     Ok(fetches
         .iter()
         .find(|f| f.uid == Some(uid))
-        .and_then(|f| f.body())
+        .and_then(|f| if header_only { f.header() } else { f.body() })
         .map(<[u8]>::to_vec))
 }
 
@@ -299,8 +309,12 @@ pub fn file_away(session: &mut Session, caps: Caps, uid: u32, target: &str) -> a
         session
             .uid_copy(&set, quote(target))
             .with_context(|| format!("UID COPY {uid} to `{target}`"))?;
+        // Not `uid_store`: Dovecot answers a new keyword with untagged FLAGS
+        // and PERMANENTFLAGS that the imap crate cannot parse there.
         session
-            .uid_store(&set, format!("+FLAGS.SILENT (\\Seen {DONE_KEYWORD})"))
+            .run_command_and_check_ok(format!(
+                "UID STORE {set} +FLAGS.SILENT (\\Seen {DONE_KEYWORD})"
+            ))
             .with_context(|| format!("UID STORE {uid}"))?;
     }
     Ok(())

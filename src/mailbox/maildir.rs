@@ -16,6 +16,7 @@ pub struct Maildir {
     root: PathBuf,
     processed: PathBuf,
     review: PathBuf,
+    max_size: u64,
 }
 
 /// "rsvpd/processed" → ".rsvpd.processed" (Maildir++).
@@ -24,17 +25,41 @@ fn subfolder(root: &Path, folder: &str) -> PathBuf {
     root.join(format!(".{}", name.join(".")))
 }
 
+/// The header of a message file: up to the first empty line, at most 256 KB.
+fn read_header(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)?
+        .take(256 * 1024)
+        .read_to_end(&mut head)?;
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|p| p + 2));
+    if let Some(end) = end {
+        head.truncate(end);
+    }
+    Ok(head)
+}
+
 /// The unique part of a Maildir file name (before the `:2,` info).
 fn base_name(name: &str) -> &str {
     name.split(':').next().unwrap_or(name)
 }
 
 impl Maildir {
-    pub fn new(root: PathBuf, processed_folder: &str, review_folder: &str) -> Maildir {
+    pub fn new(
+        root: PathBuf,
+        processed_folder: &str,
+        review_folder: &str,
+        max_size: u64,
+    ) -> Maildir {
         Maildir {
             processed: subfolder(&root, processed_folder),
             review: subfolder(&root, review_folder),
             root,
+            max_size,
         }
     }
 
@@ -82,8 +107,15 @@ impl Maildir {
     pub fn next_message(&mut self) -> anyhow::Result<Option<Pending>> {
         self.ensure_root()?;
         for path in self.waiting()? {
-            let raw = match std::fs::read(&path) {
-                Ok(raw) => raw,
+            let read = std::fs::metadata(&path).and_then(|meta| {
+                if meta.len() > self.max_size {
+                    read_header(&path).map(|h| (h, Some(meta.len())))
+                } else {
+                    std::fs::read(&path).map(|raw| (raw, None))
+                }
+            });
+            let (raw, oversize) = match read {
+                Ok(r) => r,
                 // Taken by someone else meanwhile.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -95,6 +127,7 @@ impl Maildir {
             return Ok(Some(Pending {
                 location: format!("maildir:{}", base_name(&name)),
                 raw,
+                oversize,
                 key: Key::File(path),
             }));
         }
@@ -146,7 +179,12 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
         std::fs::write(dir.path().join("new/1.a.host"), b"Subject: x\r\n\r\nhi").unwrap();
-        let mut m = Maildir::new(dir.path().to_path_buf(), "rsvpd/processed", "rsvpd/review");
+        let mut m = Maildir::new(
+            dir.path().to_path_buf(),
+            "rsvpd/processed",
+            "rsvpd/review",
+            1 << 20,
+        );
         let p = m.next_message().unwrap().expect("one message");
         assert_eq!(p.location, "maildir:1.a.host");
         let Key::File(path) = p.key else { panic!() };

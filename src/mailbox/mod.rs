@@ -18,12 +18,16 @@ use anyhow::{Context as _, anyhow};
 use tracing::{debug, info};
 
 use crate::config::{Config, ImapServer, MailboxSource};
+use crate::failpoint::failpoint;
 use crate::pipeline::{App, Processed};
 
 /// One message waiting to be handled.
 pub struct Pending {
     pub location: String,
+    /// The message; only its header when it is larger than `max_message_size`.
     pub raw: Vec<u8>,
+    /// The full size, when it was too large to read.
+    pub oversize: Option<u64>,
     key: Key,
 }
 
@@ -44,6 +48,7 @@ impl Source {
                 root.clone(),
                 &config.mailbox.processed_folder,
                 &config.mailbox.review_folder,
+                config.mailbox.max_message_size,
             )),
             MailboxSource::Imap(server) => Source::Imap(Box::new(ImapSource {
                 server: server.clone(),
@@ -52,6 +57,7 @@ impl Source {
                 review_folder: config.mailbox.review_folder.clone(),
                 timeout: config.mailbox.timeout,
                 idle: config.mailbox.idle,
+                max_size: config.mailbox.max_message_size,
                 session: None,
                 state: None,
                 queue: VecDeque::new(),
@@ -135,9 +141,11 @@ pub struct ImapSource {
     review_folder: String,
     timeout: Duration,
     idle: bool,
+    max_size: u64,
     session: Option<imap::Session>,
     state: Option<FolderState>,
-    queue: VecDeque<u32>,
+    /// UIDs (with sizes) found new, handled one by one.
+    queue: VecDeque<(u32, u32)>,
 }
 
 impl ImapSource {
@@ -223,8 +231,11 @@ impl ImapSource {
         if self.queue.is_empty() {
             self.refill().await?;
         }
-        while let Some(uid) = self.queue.pop_front() {
-            let raw = self.blocking(move |s| imap::fetch(s, uid)).await?;
+        while let Some((uid, size)) = self.queue.pop_front() {
+            let oversize = (u64::from(size) > self.max_size).then_some(u64::from(size));
+            let raw = self
+                .blocking(move |s| imap::fetch(s, uid, oversize.is_some()))
+                .await?;
             let Some(raw) = raw else {
                 // Gone meanwhile (another client moved it): nothing to handle.
                 continue;
@@ -233,6 +244,7 @@ impl ImapSource {
             return Ok(Some(Pending {
                 location: format!("imap:{}:{}:{}", self.folder, uidvalidity, uid),
                 raw,
+                oversize,
                 key: Key::Uid(uid),
             }));
         }
@@ -301,11 +313,14 @@ pub async fn step(app: &App, source: &mut Source) -> anyhow::Result<bool> {
     let Some(msg) = source.next(app).await? else {
         return Ok(false);
     };
-    let processed = app.process(&msg.raw, &msg.location).await?;
+    failpoint("after-fetch");
+    let processed = app.process(&msg.raw, &msg.location, msg.oversize).await?;
+    failpoint("after-commit");
     if let Processed::AlreadyHandled(outcome) = &processed {
         debug!(location = %msg.location, %outcome, "already handled; filing it away");
     }
     let outcome = processed.outcome().to_string();
     source.file_away(app, msg, &outcome).await?;
+    failpoint("after-move");
     Ok(true)
 }

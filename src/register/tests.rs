@@ -207,7 +207,7 @@ async fn the_real_reply_mail_confirms_through_the_pipeline() {
          Message-ID: <reg-1@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
          Hiermit melde ich mich zur Fishbowl-Diskussion an.\r\n\r\nAyşe Yılmaz\r\n",
     );
-    app.process(reg.as_bytes(), "test:1").await.unwrap();
+    app.process(reg.as_bytes(), "test:1", None).await.unwrap();
     let token = token_of_last_request(app).await;
     let (request, raw) = last(app).await;
     let subject = parse(&raw).subject().unwrap_or_default().to_string();
@@ -218,7 +218,7 @@ async fn the_real_reply_mail_confirms_through_the_pipeline() {
          Ja, ich bestätige.\r\n\r\n> Bitte bestätigen Sie Ihre Anmeldung\r\n",
         id = request.message_id
     );
-    let processed = app.process(reply.as_bytes(), "test:2").await.unwrap();
+    let processed = app.process(reply.as_bytes(), "test:2", None).await.unwrap();
     assert_eq!(processed.outcome(), "recorded", "{processed:?}");
     assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
     assert_eq!(last(app).await.0.kind, "confirmation");

@@ -86,7 +86,6 @@ impl Rsvpd {
             r#"[mailbox]
 url = "{url}"
 poll_interval = "2s"
-timeout = "20s"
 {mailbox_extra}
 
 [smtp]
@@ -119,6 +118,38 @@ url = "sqlite://rsvpd.db"
             .env_remove("RSVPD_SMTP_PASSWORD")
             .env("RSVPD_LOG", "info");
         c
+    }
+
+    /// rsvpd as if the clock were `offset` ahead (e.g. "+2h"), through faketime.
+    pub fn command_at(&self, offset: &str) -> Command {
+        let faketime = crate::support::find_binary("faketime", "faketime");
+        let mut c = Command::new(faketime);
+        c.arg("-f")
+            .arg(offset)
+            .arg(binary())
+            .arg("--config")
+            .arg(&self.config)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("RSVPD_IMAP_PASSWORD", &self.imap_password)
+            .env_remove("RSVPD_SMTP_PASSWORD")
+            .env("RSVPD_LOG", "info");
+        c
+    }
+
+    /// `run --once` as if the clock were `offset` ahead.
+    pub fn run_once_at(&self, offset: &str) -> String {
+        let out = self
+            .command_at(offset)
+            .args(["run", "--once"])
+            .output()
+            .expect("faketime");
+        assert!(
+            out.status.success(),
+            "rsvpd run --once at {offset} failed with {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Run rsvpd with `args`; returns its output whatever the exit code.

@@ -4,7 +4,7 @@
 //! command with the replies its fault flags promise.
 
 use crate::support::process::group_members;
-use crate::support::{Dovecot, HOST, SinkMessage, SmtpSink, find_binary, smtp_data};
+use crate::support::{Dovecot, HOST, SinkMessage, SmtpSink, find_binary, is_listening, smtp_data};
 use lettre::message::Mailbox;
 use lettre::{Message, SmtpTransport, Transport};
 use std::io::{BufRead, BufReader};
@@ -241,9 +241,15 @@ fn dovecot_restart_keeps_ports_and_mail() {
     dovecot.stop();
     assert!(!dovecot.is_running());
     assert!(
-        TcpStream::connect((HOST, dovecot.imap_port())).is_err(),
-        "IMAP still answers after stop()"
+        !is_listening(dovecot.imap_port()),
+        "IMAP still listens after stop()"
     );
+    dovecot.restart();
+    assert_eq!(dovecot.list_folder(user, "INBOX").len(), 2);
+
+    // A crash (SIGKILL to every Dovecot process) and a restart keep the mail too.
+    dovecot.kill();
+    assert!(!dovecot.is_running());
     dovecot.restart();
     assert_eq!(dovecot.list_folder(user, "INBOX").len(), 2);
 }

@@ -3,8 +3,13 @@
 
 mod app;
 mod cli;
+mod crash;
 mod e2e;
 mod harness;
+mod imap_faults;
 mod notify;
+mod robust;
+mod shutdown;
+mod smtp_faults;
 mod support;
 mod tls;

@@ -45,6 +45,8 @@ pub struct Dovecot {
     imap_port: u16,
     imaps_port: u16,
     lmtp_port: u16,
+    /// Extra lines appended to the generated config (see `start_with`).
+    extra_config: String,
     // Dropped last (fields drop in order, after `Drop::drop` stopped Dovecot).
     dir: TempDir,
 }
@@ -54,6 +56,13 @@ impl Dovecot {
     /// connections (IMAP and LMTP have sent their greeting). Panics with
     /// Dovecot's log and output if it does not come up within 20 s.
     pub fn start() -> Dovecot {
+        Dovecot::start_with("")
+    }
+
+    /// Like [`Dovecot::start`], with `extra_config` appended to the generated
+    /// configuration, e.g. `imap_capability = IMAP4rev1 IDLE` for a server
+    /// without MOVE and UIDPLUS.
+    pub fn start_with(extra_config: &str) -> Dovecot {
         let binary = find_binary("dovecot", "dovecot-imapd dovecot-lmtpd");
         check_version(&binary);
         let dir = tempfile::Builder::new()
@@ -77,6 +86,7 @@ impl Dovecot {
             imap_port: 0,
             imaps_port: 0,
             lmtp_port: 0,
+            extra_config: extra_config.to_string(),
             dir,
         };
         // A port can be taken by someone else between free_port and Dovecot's
@@ -311,6 +321,9 @@ impl Dovecot {
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
+        // After a kill the old master.pid is left; if its pid has been reused
+        // meanwhile, Dovecot would refuse to start ("already running").
+        let _ = fs::remove_file(self.dir.path().join("run/master.pid"));
         let mut command = Command::new(&self.binary);
         command.arg("-F").arg("-c").arg(self.config_path());
         let output_path = self.dir.path().join("dovecot.out");
@@ -414,7 +427,9 @@ service lmtp {{
     port = {lmtp}
   }}
 }}
+{extra}
 "#,
+            extra = self.extra_config,
             imap = self.imap_port,
             imaps = self.imaps_port,
             lmtp = self.lmtp_port,

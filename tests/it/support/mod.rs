@@ -19,6 +19,7 @@
 
 pub mod dovecot;
 pub mod process;
+pub mod proxy;
 pub mod smtp_sink;
 
 pub use dovecot::Dovecot;
@@ -39,23 +40,32 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A loopback TCP port that was free a moment ago and that this test process
 /// has not handed out before (so two servers started by parallel tests never
-/// get the same port from us). Another process may still grab it; the server
-/// starters retry with new ports when binding fails.
+/// get the same port from us). It is picked at random *below* the kernel's
+/// ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), so no
+/// outgoing connection can take it as its source port before the server
+/// binds it. Another process may still grab it; the server starters retry
+/// with new ports when binding fails.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    for _ in 0..100 {
-        let listener = TcpListener::bind((HOST, 0))
-            .unwrap_or_else(|e| panic!("cannot bind a free port on {HOST}: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("cannot read the address of a bound socket: {e}"))
-            .port();
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(20_000));
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0..1000u64 {
+        let mut hasher = random.build_hasher();
+        hasher.write_u64(attempt);
+        let port = low + (hasher.finish() % u64::from(high - low)) as u16;
         let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-        if handed_out.insert(port) {
-            return port;
+        if handed_out.contains(&port) || TcpListener::bind((HOST, port)).is_err() {
+            continue;
         }
+        handed_out.insert(port);
+        return port;
     }
-    panic!("no fresh free port on {HOST} after 100 tries");
+    panic!("no free port in {low}..{high} on {HOST} after 1000 tries");
 }
 
 /// `n` distinct free ports (see [`free_port`]).

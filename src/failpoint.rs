@@ -1,0 +1,17 @@
+//! Named crash points for the crash tests, compiled into debug builds only.
+//!
+//! `RSVPD_FAILPOINT=NAME` makes the process abort (like SIGKILL: no cleanup, no
+//! destructors) the first time it reaches `failpoint("NAME")`. Release builds
+//! compile every call to nothing.
+
+/// Abort here if `RSVPD_FAILPOINT` names this point (debug builds only).
+#[inline]
+pub fn failpoint(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("RSVPD_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("rsvpd: failpoint {name} reached: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}

@@ -1,0 +1,311 @@
+//! Nothing lost: hostile mail, loops and a locked database, against real servers.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::app::{CONFERENCES, MAILBOX, Rsvpd, mail};
+use crate::support::dovecot::Dovecot;
+use crate::support::smtp_sink::SmtpSink;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A registration with an attachment of `size` bytes (base64 in the mail).
+fn with_attachment(size: usize, id: &str) -> Vec<u8> {
+    let mut m = format!(
+        "From: Big Sender <big@example.com>\r\nTo: {MAILBOX}\r\nSubject: Anmeldung Migrationskonferenz\r\n\
+         Message-ID: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHiermit melde ich mich an.\r\n\
+         --b\r\nContent-Type: application/pdf; name=\"flyer.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
+    while m.len() < size {
+        m.extend_from_slice(line);
+    }
+    m.extend_from_slice(b"--b--\r\n");
+    m
+}
+
+#[test]
+fn a_30_mb_attachment_goes_to_review_unread_and_the_rest_goes_on() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    dovecot.deliver(
+        MAILBOX,
+        &with_attachment(30 * 1024 * 1024, "big-1@example.com"),
+    );
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Ana Lima",
+            "ana@example.com",
+            MAILBOX,
+            "Anmeldung Migrationskonferenz",
+            "small-1@example.com",
+            "Ich melde mich an.",
+        ),
+    );
+    app.run_once();
+
+    let review = app.review();
+    assert_eq!(review.len(), 1, "{review:#?} {:?}", app.inbound());
+    assert_eq!(review[0]["message_id"], "big-1@example.com");
+    let reason = review[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("max_message_size"), "{reason}");
+    assert_eq!(
+        dovecot.list_folder(MAILBOX, "rsvpd.review").len(),
+        1,
+        "kept, not deleted"
+    );
+    // The small mail behind it was handled normally.
+    assert_eq!(app.attendees("miko-2027", false).len(), 1);
+    assert_eq!(
+        sink.wait_for(1, WAIT)[0].rcpt_to,
+        vec!["ana@example.com".to_string()]
+    );
+}
+
+#[test]
+fn a_configured_size_limit_applies_to_smaller_mail_too() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::with_config(&dovecot, &sink, "max_message_size = \"100KB\"", CONFERENCES);
+    dovecot.deliver(MAILBOX, &with_attachment(200 * 1024, "mid-1@example.com"));
+    app.run_once();
+    assert_eq!(app.review().len(), 1);
+    assert!(app.attendees("miko-2027", true).is_empty());
+}
+
+/// Regression: a display name with CR/LF must not add a `Bcc:` (or any header) to our answer.
+#[test]
+fn header_injection_in_the_name_does_not_reach_our_answer() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    let raw = "From: =?utf-8?q?Eve=0D=0ABcc=3A_victim=40example=2Eorg?= <eve@example.com>\r\n\
+               To: anmeldung@example.org\r\nSubject: Anmeldung Migrationskonferenz\r\n\
+               Message-ID: <inject-1@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+               Ich melde mich an.\r\n";
+    dovecot.deliver(MAILBOX, raw.as_bytes());
+    app.run_once();
+    let sent = sink.wait_for(1, WAIT);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].rcpt_to, vec!["eve@example.com".to_string()]);
+    let text = sent[0].text();
+    let head = text.split("\n\n").next().unwrap_or_default();
+    assert!(
+        !head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+        "{head}"
+    );
+    if let Some(name) = app.attendees("miko-2027", false)[0]["name"].as_str() {
+        assert!(!name.contains('\n') && !name.contains('\r'), "{name:?}");
+    }
+}
+
+/// An address that keeps writing (a robot, or a person pressing send ten times)
+/// gets at most the daily cap of automatic answers.
+#[test]
+fn answers_to_one_address_are_capped_per_day() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    for i in 0..12 {
+        dovecot.deliver(
+            MAILBOX,
+            &mail(
+                "Robo Responder",
+                "robot@example.com",
+                MAILBOX,
+                "Anmeldung Migrationskonferenz",
+                &format!("loop-{i}@example.com"),
+                "Hiermit melde ich mich zur Migrationskonferenz an.",
+            ),
+        );
+    }
+    app.run_once();
+    assert_eq!(
+        app.attendees("miko-2027", false).len(),
+        1,
+        "one person, updated"
+    );
+    assert_eq!(app.outbox().len(), 5, "the daily cap");
+    assert_eq!(
+        app.inbound().len(),
+        12,
+        "every mail recorded with its outcome"
+    );
+    assert_eq!(dovecot.list_folder(MAILBOX, "rsvpd.processed").len(), 12);
+}
+
+/// While another process holds the database's write lock, nothing is marked
+/// processed whose result was not stored; afterwards the mail is handled.
+#[test]
+fn a_locked_database_fails_clearly_and_loses_nothing() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    // Create the database first.
+    app.ok(&["conferences"]);
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Lea Wolf",
+            "lea@example.com",
+            MAILBOX,
+            "Anmeldung Migrationskonferenz",
+            "locked-1@example.com",
+            "Ich melde mich an.",
+        ),
+    );
+    let db = app.db_path();
+    let mut locker = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(60)\n",
+        )
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let stdout = locker.stdout.as_mut().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line.trim(), "locked");
+    }
+    let out = app.output(&["run", "--once"]);
+    let _ = locker.kill();
+    let _ = locker.wait();
+    assert!(
+        !out.status.success(),
+        "must fail while the database is locked"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked"), "{err}");
+    assert_eq!(
+        dovecot.list_folder(MAILBOX, "INBOX").len(),
+        1,
+        "the mail stays in the inbox"
+    );
+
+    app.run_once();
+    assert_eq!(app.attendees("miko-2027", false).len(), 1);
+    assert!(dovecot.list_folder(MAILBOX, "INBOX").is_empty());
+}
+
+fn hostile_mails() -> Vec<(&'static str, Vec<u8>)> {
+    let head = |id: &str| {
+        format!(
+            "From: Mallory <mallory@example.com>\r\nTo: {MAILBOX}\r\nSubject: Anmeldung Migrationskonferenz\r\nMessage-ID: <{id}>\r\n"
+        )
+    };
+    let mut noise = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..4096 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        noise.push((x >> 16) as u8);
+    }
+    let mut nested = head("nested@x");
+    for i in 0..500 {
+        nested.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    nested.push_str("Content-Type: text/plain\r\n\r\nIch melde mich an.\r\n");
+    let mut many_cc = head("cc@x");
+    for i in 0..5000 {
+        many_cc.push_str(&format!("Cc: person{i}@example.com\r\n"));
+    }
+    many_cc.push_str("\r\nIch melde mich an.\r\n");
+    vec![
+        ("binary noise", noise),
+        (
+            "NUL bytes",
+            format!("{}\r\nIch\0 melde\0 mich an.\0\r\n", head("nul@x")).into_bytes(),
+        ),
+        (
+            "unterminated multipart",
+            format!(
+                "{}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"never\"\r\n\r\n--never\r\nContent-Type: text/plain\r\n\r\nIch melde mich an.\r\n",
+                head("unterminated@x")
+            )
+            .into_bytes(),
+        ),
+        ("500 nested parts", nested.into_bytes()),
+        (
+            "200 KB header line",
+            format!("{}X-Long: {}\r\n\r\nIch melde mich an.\r\n", head("long@x"), "a".repeat(200 * 1024)).into_bytes(),
+        ),
+        ("5000 Cc headers", many_cc.into_bytes()),
+    ]
+}
+
+/// Hostile and broken mail through the real daemon path: each one ends with a
+/// stored outcome and is filed away; none stops the mail behind it.
+#[test]
+fn hostile_mail_is_filed_with_an_outcome_and_never_stops_the_daemon() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    let hostile = hostile_mails();
+    for (_, raw) in &hostile {
+        dovecot.deliver(MAILBOX, raw);
+    }
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Ana Lima",
+            "ana@example.com",
+            MAILBOX,
+            "Anmeldung Migrationskonferenz",
+            "after-hostile@example.com",
+            "Ich melde mich an.",
+        ),
+    );
+    let mut daemon = app.spawn();
+    crate::support::wait_until(
+        Duration::from_secs(120),
+        "the registration behind the hostile mails answered",
+        || {
+            sink.messages()
+                .iter()
+                .any(|m| m.rcpt_to == ["ana@example.com"])
+                .then_some(())
+        },
+        || daemon.log(),
+    );
+    daemon.signal(libc::SIGTERM);
+    assert!(
+        daemon
+            .wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success()),
+        "{}",
+        daemon.log()
+    );
+    let inbound = app.inbound();
+    assert_eq!(inbound.len(), hostile.len() + 1, "{inbound:?}");
+    for (id, outcome, _) in &inbound {
+        assert!(
+            ["recorded", "review", "ignored"].contains(&outcome.as_str()),
+            "{id}: {outcome}"
+        );
+    }
+    let filed = dovecot.list_folder(MAILBOX, "rsvpd.processed").len()
+        + dovecot.list_folder(MAILBOX, "rsvpd.review").len();
+    assert_eq!(filed, hostile.len() + 1);
+    assert!(dovecot.list_folder(MAILBOX, "INBOX").is_empty());
+    for a in app.attendees("miko-2027", true) {
+        let name = a["name"].as_str().unwrap_or_default();
+        assert!(!name.contains('\0') && !name.contains('\n'), "{name:?}");
+    }
+}
