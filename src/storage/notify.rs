@@ -332,3 +332,27 @@ impl StoreTx {
         Ok(row.as_ref().map(opt_in_from_row))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Store;
+
+    /// Regression: a daemon starting while `rsvpd attendees` opened the same
+    /// new database ran migration 2 twice ("table reminders_sent already exists").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_opens_of_a_new_database_migrate_once() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("dir");
+            let path = dir.path().join("rsvpd.db");
+            let opens: Vec<_> = (0..6)
+                .map(|_| {
+                    let path = path.clone();
+                    tokio::spawn(async move { Store::open(&path).await.map(|_| ()) })
+                })
+                .collect();
+            for o in opens {
+                o.await.expect("task").expect("every open succeeds");
+            }
+        }
+    }
+}
