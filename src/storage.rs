@@ -189,15 +189,28 @@ impl Store {
                 path.display()
             );
         }
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
+        // SQLite has no advisory lock for sqlx's migrator: two processes starting
+        // at once (the daemon and a CLI command) would both apply migration 1.
+        // A lock file beside the database serialises them.
+        let lock_path = path.with_extension("migrate.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot create {}", lock_path.display()))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
             .await
-            .with_context(|| {
-                format!(
-                    "cannot bring the database schema of {} up to date",
-                    path.display()
-                )
-            })?;
+            .context("waiting for the migration lock")?
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let migrated = sqlx::migrate!("migrations/sqlite").run(&pool).await;
+        drop(lock);
+        migrated.with_context(|| {
+            format!(
+                "cannot bring the database schema of {} up to date",
+                path.display()
+            )
+        })?;
         Ok(Store { pool })
     }
 
