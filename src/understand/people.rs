@@ -731,12 +731,33 @@ pub fn org_in_text(text: &str) -> Option<String> {
             }
         }
         let cand = words.join(" ");
-        if looks_like_org(&cand) && cand.chars().count() >= 3 {
+        // "für die Fishbowl-Diskussion im Stadtteilzentrum" names the event, not the writer's employer.
+        let names_event = EVENT_WORDS.iter().any(|w| fold(&cand).contains(w));
+        if !names_event && looks_like_org(&cand) && cand.chars().count() >= 3 {
             return Some(one_line(&cand));
         }
     }
     None
 }
+
+/// Words of an event's name; a phrase holding one is not an organisation.
+const EVENT_WORDS: &[&str] = &[
+    "diskussion",
+    "konferenz",
+    "workshop",
+    "veranstaltung",
+    "dialogrunde",
+    "tagung",
+    "fishbowl",
+    "auftakt",
+    "forum",
+    "conference",
+    "discussion",
+    "meeting",
+    "sitzung",
+    "anmeldung",
+    "event",
+];
 
 /// Companions and party size stated in a text.
 #[derive(Debug, Default, Clone, PartialEq)]
