@@ -15,7 +15,7 @@ use crate::mailbox::Source;
 use crate::mailer::Transport;
 use crate::output::{Format, Table, print_json};
 use crate::pipeline::{App, Processed, hex_sha256};
-use crate::register::Actor;
+use crate::register::{Actor, Mode};
 use crate::storage::Store;
 use crate::understand::{self, Action, Attendee, Context};
 
@@ -461,7 +461,11 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
             &conf,
             &attendee,
             Actor::Cli { message_id: None },
-            args.force,
+            if args.force {
+                Mode::Force
+            } else {
+                Mode::Register
+            },
             Utc::now(),
         )
         .await?;

@@ -44,6 +44,17 @@ impl Actor<'_> {
     }
 }
 
+/// How an attendee's details are applied to an existing registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A registration mail: it states everything, re-registering replaces it.
+    Register,
+    /// A change mail: what it does not mention stays as it was.
+    Update,
+    /// An organizer's `add --force`: confirmed even over capacity.
+    Force,
+}
+
 /// What became of an inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -118,10 +129,16 @@ impl Registrar<'_> {
                         Some(conf.id.clone()),
                     ));
                 }
+                // An update names what changes; a fresh registration states everything.
+                let mode = if matches!(action, Action::Update { .. }) {
+                    Mode::Update
+                } else {
+                    Mode::Register
+                };
                 let mut queued = 0;
                 let mut notes = Vec::new();
                 for a in attendees {
-                    let (n, note) = self.register(tx, conf, a, actor, false, now).await?;
+                    let (n, note) = self.register(tx, conf, a, actor, mode, now).await?;
                     queued += n;
                     notes.extend(note);
                 }
@@ -292,9 +309,10 @@ impl Registrar<'_> {
         conf: &Conference,
         a: &Attendee,
         actor: Actor<'_>,
-        force: bool,
+        mode: Mode,
         now: DateTime<Utc>,
     ) -> anyhow::Result<(usize, Option<String>)> {
+        let force = mode == Mode::Force;
         let email = a.email.trim().to_lowercase();
         let existing = tx.registration(&conf.id, &email).await?;
         let party_size = a.party_size.max(1);
@@ -307,8 +325,10 @@ impl Registrar<'_> {
                 if a.organization.is_some() {
                     r.organization = a.organization.clone();
                 }
-                r.party_size = party_size;
-                if !a.companions.is_empty() || party_size == 1 {
+                // An update that says nothing about the party leaves it as it was.
+                let party_named = party_size > 1 || !a.companions.is_empty();
+                if mode != Mode::Update || party_named {
+                    r.party_size = party_size;
                     r.companions = a.companions.clone();
                 }
                 if !a.workshops.is_empty() {

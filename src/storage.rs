@@ -192,34 +192,20 @@ impl Store {
                 path.display()
             );
         }
-        // sqlx reads which migrations are applied before it runs them, without
-        // a lock on SQLite: a daemon starting while a CLI command opens the
-        // same database would both run the next migration, and one fails with
-        // "table already exists". An exclusive file lock beside the database
-        // makes the second wait until the first is done (released on exit).
-        let lock_path = {
-            let mut p = path.as_os_str().to_owned();
-            p.push(".migrate-lock");
-            std::path::PathBuf::from(p)
-        };
-        let lock = tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .with_context(|| {
-                    format!(
-                        "cannot create the lock file {} beside the database; the folder must be writable",
-                        lock_path.display()
-                    )
-                })?;
-            file.lock()
-                .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-            Ok(file)
-        })
-        .await
-        .context("waiting for the migration lock")??;
+        // SQLite has no advisory lock for sqlx's migrator: two processes starting
+        // at once (the daemon and a CLI command) would both apply migration 1.
+        // A lock file beside the database serialises them.
+        let lock_path = path.with_extension("migrate.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot create {}", lock_path.display()))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .context("waiting for the migration lock")?
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
         let migrated = sqlx::migrate!("migrations/sqlite").run(&pool).await;
         drop(lock);
         migrated.with_context(|| {

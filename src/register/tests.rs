@@ -240,7 +240,7 @@ async fn an_organizer_adding_someone_confirms_directly() {
                 &conf,
                 &t::attendee(email, "X", 1),
                 Actor::Cli { message_id: None },
-                false,
+                Mode::Register,
                 now,
             )
             .await

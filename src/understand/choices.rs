@@ -8,20 +8,20 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::text::{self, find_seq, fold, tokens};
+use super::text::{self, edit_distance, find_seq, fold, loose, match_tokens, tokens};
 use super::{ConferenceRef, Language};
 
 /// Words that make a sentence about workshop choices.
 static WS_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"\b(?:workshops?|ws\d*|dialog-?\s?runden?|dialogrunden?|gespraechsrunden?|themenrunden?|runden?|rounds?|sessions?|arbeitsgruppen?|ags?|panels?|foren|forums?|themen?|themenbereich|topics?|tisch|tische|tables?|dialogues?|dialogs?|gruppen?|interessier\w*|interested|teilnehmen an|moechte\w* (?:in|an|zu)|would like to join|gern in|gerne in|am liebsten|choose|choice|wahl|waehle\w*|besuchen|attend)\b",
+        r"\b(?:workshops?|ateliers?|ws\d*|dialog-?\s?runden?|dialogrunden?|gespraechsrunden?|themenrunden?|runden?|rounds?|sessions?|arbeitsgruppen?|ags?|panels?|foren|forums?|thema|themas|themen|themenbereich|topics?|tisch|tische|tables?|dialogues?|dialogs?|gruppen?|interessier\w*|interesse|interest|interested|teilnehmen an|moechte\w* (?:in|an|zu)|would like to join|gern in|gerne in|am liebsten|choose|choice|wahl|waehle\w*|besuchen|attend)\b",
     )
     .expect("regex")
 });
 
 static WS_NUMBERS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"\b(?:workshops?|ws|dialog-?\s?runden?|dialogrunden?|gespraechsrunden?|themenrunden?|runden?|rounds?|sessions?|arbeitsgruppen?|ags?|panels?|foren|forums?|themen?|topics?|tische?|tables?|dialogues?|gruppen?|groups?)\s*(?:nr\.?|no\.?|nummer|number|#|:)?\s*(\d{1,2}(?:\s*(?:,|und|and|&|/|\+|sowie|oder|or|bzw\.?|u\.)\s*(?:(?:workshops?|ws|nr\.?|no\.?|#)\s*)?\d{1,2})*)(\s*\S*)",
+        r"\b(?:workshops?|ateliers?|ws|dialog-?\s?runden?|dialogrunden?|gespraechsrunden?|themenrunden?|runden?|rounds?|sessions?|arbeitsgruppen?|ags?|panels?|foren|forums?|thema|themen|topics?|tische?|tables?|dialogues?|gruppen?|groups?)[\s-]*(?:nr\.?|no\.?|nummer|number|#|:)?\s*(\d{1,2}(?:\s*(?:,|und|and|&|/|\+|sowie|oder|or|bzw\.?|u\.)\s*(?:(?:workshops?|ws|nr\.?|no\.?|#)\s*)?\d{1,2})*)(\s*\S*)",
     )
     .expect("regex")
 });
@@ -90,7 +90,7 @@ fn translate(toks: Vec<String>) -> Vec<String> {
 }
 
 fn significant(title: &str) -> Vec<String> {
-    tokens(title)
+    match_tokens(title)
         .into_iter()
         .filter(|t| !STOP.contains(&t.as_str()) && t.chars().count() >= 4)
         .collect()
@@ -100,35 +100,49 @@ fn significant(title: &str) -> Vec<String> {
 struct Mention {
     index: usize,
     token_pos: usize,
+    /// Named as a fallback ("oder 3"), not chosen.
+    alternative: bool,
 }
 
-/// Workshop ids of `conf` chosen in `text`, in the conference's order.
+static ALTERNATIVE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(?:oder|or|bzw)\b").expect("regex"));
+
+/// Workshop ids of `conf` chosen in `text`, in the conference's order, and
+/// those named only as a fallback ("Workshop 2 oder 3": 3).
 /// `relaxed`: the text is known to be about choices (a list item, a form
 /// field), so a single title word counts without a "Workshop" nearby.
 /// `update`: drop choices the writer moves away from ("statt WS 2").
 /// `titles_only`: ignore numbers (used to guess a conference from titles).
-pub fn workshops(
+pub fn workshop_choices(
     text: &str,
     conf: &ConferenceRef,
     relaxed: bool,
     update: bool,
     titles_only: bool,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
     let n = conf.workshops.len();
     if n == 0 {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
-    let titles: Vec<Vec<String>> = conf.workshops.iter().map(|w| tokens(&w.title)).collect();
+    let titles: Vec<Vec<String>> = conf
+        .workshops
+        .iter()
+        .map(|w| match_tokens(&w.title))
+        .collect();
     let sig: Vec<Vec<String>> = conf
         .workshops
         .iter()
         .map(|w| significant(&w.title))
         .collect();
     let mut chosen = vec![false; n];
+    let mut fallback = vec![false; n];
 
     for sentence in text::sentences(text) {
-        let folded = fold(&sentence);
-        let toks = translate(tokens(&folded));
+        let folded = ordinals_to_numbers(&fold(&sentence));
+        let toks: Vec<String> = translate(tokens(&folded))
+            .iter()
+            .map(|t| loose(t))
+            .collect();
         let context = relaxed || WS_CONTEXT.is_match(&folded);
         let mut mentions: Vec<Mention> = Vec::new();
 
@@ -144,16 +158,22 @@ pub fn workshops(
                 {
                     continue;
                 }
+                let _ = all;
+                let mut prev_end = 0;
                 for m in NUMBER.find_iter(nums.as_str()) {
+                    // "Workshop 2 oder 3": what follows "oder" is a second choice.
+                    let between = &nums.as_str()[prev_end..m.start()];
+                    let alternative = prev_end > 0 && ALTERNATIVE.is_match(between);
+                    prev_end = m.end();
                     let Ok(k) = m.as_str().parse::<usize>() else {
                         continue;
                     };
                     if (1..=n).contains(&k) {
                         let pos = token_index(&folded, nums.start() + m.start());
-                        let _ = all;
                         mentions.push(Mention {
                             index: k - 1,
                             token_pos: pos,
+                            alternative,
                         });
                     }
                 }
@@ -184,6 +204,7 @@ pub fn workshops(
                         mentions.push(Mention {
                             index: k - 1,
                             token_pos: p,
+                            alternative: false,
                         });
                     }
                 }
@@ -197,6 +218,7 @@ pub fn workshops(
                 mentions.push(Mention {
                     index: idx,
                     token_pos: pos,
+                    alternative: false,
                 });
                 continue;
             }
@@ -212,10 +234,26 @@ pub fn workshops(
                 if !unique {
                     continue;
                 }
-                if let Some(pos) = find_seq(&toks, std::slice::from_ref(w)) {
+                // Exact (with inflection), or one typo in a long word
+                // ("Antidiskrimminierung"), two in a very long one.
+                let typo = |t: &String| {
+                    let n = w.chars().count();
+                    let allowed = if n >= 12 {
+                        2
+                    } else if n >= 7 {
+                        1
+                    } else {
+                        0
+                    };
+                    allowed > 0 && edit_distance(t, w) <= allowed
+                };
+                let found =
+                    find_seq(&toks, std::slice::from_ref(w)).or_else(|| toks.iter().position(typo));
+                if let Some(pos) = found {
                     mentions.push(Mention {
                         index: idx,
                         token_pos: pos,
+                        alternative: false,
                     });
                     break;
                 }
@@ -226,15 +264,77 @@ pub fn workshops(
             if update && moved_away(&toks, m.token_pos) {
                 continue;
             }
-            chosen[m.index] = true;
+            if m.alternative {
+                fallback[m.index] = true;
+            } else {
+                chosen[m.index] = true;
+            }
         }
     }
-    conf.workshops
+    let ids = |flags: &[bool]| -> Vec<String> {
+        conf.workshops
+            .iter()
+            .zip(flags)
+            .filter(|(_, c)| **c)
+            .map(|(w, _)| w.id.clone())
+            .collect()
+    };
+    let alternatives: Vec<bool> = fallback
         .iter()
-        .zip(chosen)
-        .filter(|(_, c)| *c)
-        .map(|(w, _)| w.id.clone())
-        .collect()
+        .zip(&chosen)
+        .map(|(f, c)| *f && !*c)
+        .collect();
+    (ids(&chosen), ids(&alternatives))
+}
+
+/// Workshop ids of `conf` chosen in `text`; see [`workshop_choices`].
+pub fn workshops(
+    text: &str,
+    conf: &ConferenceRef,
+    relaxed: bool,
+    update: bool,
+    titles_only: bool,
+) -> Vec<String> {
+    workshop_choices(text, conf, relaxed, update, titles_only).0
+}
+
+/// "den zweiten Workshop" → "den workshop 2", "Workshop III" → "workshop 3".
+fn ordinals_to_numbers(folded: &str) -> String {
+    static ORDINAL: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b(erste[nmr]?|zweite[nmr]?|dritte[nmr]?|vierte[nmr]?|fuenfte[nmr]?|sechste[nmr]?|siebte[nmr]?|first|second|third|fourth|fifth|sixth|seventh)\s+(workshops?|dialogrunden?|runden?|rounds?|sessions?)\b")
+            .expect("regex")
+    });
+    static ROMAN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b(workshops?|dialogrunden?|runden?|rounds?)\s+(i|ii|iii|iv|v|vi|vii)\b")
+            .expect("regex")
+    });
+    let s = ORDINAL.replace_all(folded, |c: &regex::Captures<'_>| {
+        let word = c.get(1).map_or("", |m| m.as_str());
+        let n = match word.trim_end_matches(['n', 'm', 'r']) {
+            w if w.starts_with("erste") || w == "first" => 1,
+            w if w.starts_with("zweite") || w == "second" => 2,
+            w if w.starts_with("dritte") || w == "third" => 3,
+            w if w.starts_with("vierte") || w == "fourth" => 4,
+            w if w.starts_with("fuenfte") || w == "fifth" => 5,
+            w if w.starts_with("sechste") || w == "sixth" => 6,
+            _ => 7,
+        };
+        format!("{} {n}", c.get(2).map_or("workshop", |m| m.as_str()))
+    });
+    ROMAN
+        .replace_all(&s, |c: &regex::Captures<'_>| {
+            let n = match c.get(2).map_or("", |m| m.as_str()) {
+                "i" => 1,
+                "ii" => 2,
+                "iii" => 3,
+                "iv" => 4,
+                "v" => 5,
+                "vi" => 6,
+                _ => 7,
+            };
+            format!("{} {n}", c.get(1).map_or("workshop", |m| m.as_str()))
+        })
+        .into_owned()
 }
 
 fn is_count_noun(after: &str) -> bool {
@@ -268,18 +368,56 @@ fn token_index(folded: &str, offset: usize) -> usize {
     tokens(head).len()
 }
 
+/// Is the mention at `pos` a choice the writer leaves ("statt WS 2", "von
+/// Sport zu Kultur")? Looks back a few words: a removal word decides, unless
+/// a target word ("zu", "auf", "to", "lieber") comes first.
 fn moved_away(toks: &[String], pos: usize) -> bool {
     let start = pos.saturating_sub(4);
     let window = &toks[start..pos.min(toks.len())];
-    window.iter().enumerate().any(|(i, t)| match t.as_str() {
-        "statt" | "anstatt" | "from" | "von" | "streichen" | "remove" | "raus" | "aus" => true,
-        "instead" => window.get(i + 1).is_some_and(|n| n == "of"),
-        "rather" => window.get(i + 1).is_some_and(|n| n == "than"),
-        "nicht" => window.get(i + 1).is_some_and(|n| n == "mehr"),
-        "no" => window.get(i + 1).is_some_and(|n| n == "longer"),
-        "not" => true,
-        _ => false,
-    })
+    // "nicht in Workshop 3, sondern in Workshop 1"
+    let contrast_follows = toks
+        .get(pos + 1..)
+        .is_some_and(|rest| rest.iter().take(8).any(|t| t == "sondern" || t == "but"));
+    if contrast_follows
+        && window
+            .iter()
+            .any(|t| t == "nicht" || t == "not" || t == "kein")
+    {
+        return true;
+    }
+    // "ich hatte mich für Workshop 2 angemeldet, möchte aber …": the old choice.
+    let old_state = toks.get(pos + 1..).is_some_and(|rest| {
+        rest.iter().take(3).any(|t| {
+            matches!(
+                t.as_str(),
+                "angemeldet" | "registered" | "gebucht" | "booked" | "eingetragen"
+            )
+        })
+    });
+    if old_state {
+        return true;
+    }
+    for (i, t) in window.iter().enumerate().rev() {
+        let removal = match t.as_str() {
+            "statt" | "anstatt" | "from" | "von" | "streichen" | "remove" | "raus" | "aus"
+            | "not" => true,
+            "instead" => window.get(i + 1).is_some_and(|n| n == "of"),
+            "rather" => window.get(i + 1).is_some_and(|n| n == "than"),
+            "nicht" => window.get(i + 1).is_some_and(|n| n == "mehr"),
+            "no" => window.get(i + 1).is_some_and(|n| n == "longer"),
+            _ => false,
+        };
+        if removal {
+            return true;
+        }
+        if matches!(
+            t.as_str(),
+            "zu" | "zum" | "zur" | "nach" | "auf" | "to" | "into" | "lieber" | "for" | "in"
+        ) {
+            return false;
+        }
+    }
+    false
 }
 
 struct NoteRule {
@@ -322,13 +460,19 @@ const NOTE_RULES: &[NoteRule] = &[
         unless: &[],
     },
     NoteRule {
-        pattern: r"\bblind|sehbehinder|visually impaired|sehbeeintraecht|blindenhund|fuehrhund|guide dog|assistenzhund|assistance dog",
+        pattern: r"assistenzhund|blindenhund|fuehrhund|begleithund|guide dog|assistance dog|service dog",
+        de: "Assistenzhund",
+        en: "assistance dog",
+        unless: &[],
+    },
+    NoteRule {
+        pattern: r"\bblind\b|\bblinde|sehbehinder|visually impaired|sehbeeintraecht",
         de: "Sehbehinderung",
         en: "visual impairment",
         unless: &[],
     },
     NoteRule {
-        pattern: r"kinderbetreuung|child-?care|babysit|betreuung (?:fuer|von) (?:mein|unser|die|das|den)\w* (?:kind|sohn|tochter)|kinder ?ecke|spielecke|creche|kita-?platz",
+        pattern: r"kinderbetreuung|child[- ]?care|babysit|betreuung (?:fuer|von) kinder|betreuung (?:fuer|von) (?:mein|unser|die|das|den)\w* (?:kind|sohn|tochter)|kinder ?ecke|spielecke|creche|kita-?platz",
         de: "Kinderbetreuung",
         en: "child care",
         unless: &[],
@@ -573,6 +717,21 @@ mod tests {
         assert_eq!(ws("am Workshop 2 „Antidiskriminierung“"), vec!["w2"]);
         assert!(ws("Wir kommen mit 2 Personen zum Workshop am 15.10.").is_empty());
         assert!(ws("Workshop 9").is_empty());
+        assert_eq!(ws("Ich möchte in den zweiten Workshop."), vec!["w2"]);
+        assert_eq!(ws("Workshop IV bitte"), vec!["w4"]);
+        assert_eq!(ws("Workshop-Nr. 5"), vec!["w5"]);
+    }
+
+    #[test]
+    fn alternatives_are_not_choices() {
+        let (c, a) = workshop_choices(
+            "Workshop 2 oder 3, je nachdem",
+            &miko(),
+            false,
+            false,
+            false,
+        );
+        assert_eq!((c, a), (vec!["w2".to_string()], vec!["w3".to_string()]));
     }
 
     #[test]
@@ -581,6 +740,8 @@ mod tests {
         assert_eq!(ws("Antidiskriminierungs-Workshop"), vec!["w2"]);
         assert_eq!(ws("I'd like to join the health workshop"), vec!["w5"]);
         assert_eq!(ws("the anti-discrimination workshop"), vec!["w2"]);
+        assert_eq!(ws("gerne in den Workshop Antidiskrimminierung"), vec!["w2"]);
+        assert_eq!(ws("Workshop Gesundhiet"), vec!["w5"]);
         // "Bildung" in free text without any workshop context does not count.
         assert!(ws("Ich arbeite im Bereich Gesundheit.").is_empty());
     }
@@ -597,6 +758,30 @@ mod tests {
         assert_eq!(r, vec!["w4"]);
         let r = workshops(
             "Ich möchte von Workshop 2 zu Workshop 4 wechseln.",
+            &miko(),
+            false,
+            true,
+            false,
+        );
+        assert_eq!(r, vec!["w4"]);
+        let r = workshops(
+            "Ich möchte den Workshop wechseln, von Gesundheit zu Bildung und Sprache.",
+            &miko(),
+            false,
+            true,
+            false,
+        );
+        assert_eq!(r, vec!["w3"]);
+        let r = workshops(
+            "Ich möchte nicht in Workshop 3, sondern in Workshop 1.",
+            &miko(),
+            false,
+            true,
+            false,
+        );
+        assert_eq!(r, vec!["w1"]);
+        let r = workshops(
+            "Ich hatte mich für Workshop 2 angemeldet, möchte aber lieber in Workshop 4.",
             &miko(),
             false,
             true,

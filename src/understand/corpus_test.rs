@@ -139,6 +139,9 @@ fn corpus() {
         };
         let raw = fs::read(mail).expect("read mail");
         let got = understand(&raw, &ctx);
+        if let Some(bad) = multi_line_field(&got) {
+            failures.push(format!("{stem} (a field contains a line break: {bad:?})"));
+        }
         let got_json = serde_json::to_string_pretty(&got).expect("serialize") + "\n";
         let expected_path = dir.join(format!("{stem}.json"));
         let actual_path = dir.join(format!("{stem}.actual.json"));
@@ -170,4 +173,97 @@ fn corpus() {
         mails.len(),
         failures.join("\n  ")
     );
+}
+
+/// Mangled versions of every corpus mail (truncated, bytes flipped, line
+/// endings mixed, NULs inserted) must never panic. Calls the inner function
+/// directly, so that `catch_unwind` in `understand` cannot hide a panic.
+#[test]
+fn mangled_corpus_never_panics() {
+    let dir = corpus_dir();
+    let base = read_context(&dir.join("context.json"));
+    let confs = conferences(&base, &ContextJson::default());
+    let ctx = Context {
+        conferences: &confs,
+        mailbox_address: "anmeldung@example.org",
+        thread_conference: None,
+        default_language: Language::De,
+    };
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut mails: Vec<PathBuf> = fs::read_dir(&dir)
+        .expect("tests/corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    mails.sort();
+    for mail in mails {
+        let raw = fs::read(&mail).expect("read mail");
+        if raw.len() > 100_000 {
+            continue;
+        }
+        let mut variants: Vec<Vec<u8>> = Vec::new();
+        for cut in [
+            1,
+            7,
+            raw.len() / 3,
+            raw.len() / 2,
+            raw.len().saturating_sub(3),
+        ] {
+            variants.push(raw[..cut.min(raw.len())].to_vec());
+        }
+        // MANGLE_ROUNDS=200 for a longer fuzzing run by hand.
+        let rounds: usize = std::env::var("MANGLE_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6);
+        for _ in 0..rounds {
+            let mut v = raw.clone();
+            for _ in 0..8 {
+                if v.is_empty() {
+                    break;
+                }
+                let i = (next() as usize) % v.len();
+                v[i] = match next() % 4 {
+                    0 => 0,
+                    1 => b'\n',
+                    2 => b'=',
+                    _ => (next() & 0xff) as u8,
+                };
+            }
+            variants.push(v);
+        }
+        variants.push(
+            raw.iter()
+                .flat_map(|&b| if b == b'\n' { vec![b'\r'] } else { vec![b] })
+                .collect(),
+        );
+        for v in variants {
+            let mut u = super::run(&v, &ctx);
+            super::single_lines(&mut u);
+            if let Some(bad) = multi_line_field(&u) {
+                panic!("{}: a field contains a line break: {bad:?}", mail.display());
+            }
+            let _ = super::mime::thread_references(&v);
+        }
+    }
+}
+
+/// Every string the module returns is one line: a CR or LF in a name or a
+/// reason could be injected into a mail header or a log line later.
+fn multi_line_field(u: &super::Understood) -> Option<String> {
+    fn walk(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) if s.contains(['\r', '\n', '\0']) => Some(s.clone()),
+            serde_json::Value::Array(a) => a.iter().find_map(walk),
+            serde_json::Value::Object(o) => o.values().find_map(walk),
+            _ => None,
+        }
+    }
+    walk(&serde_json::to_value(u).ok()?)
 }

@@ -21,6 +21,13 @@ pub fn classify(mail: &Mail, mailbox: &str) -> Option<Action> {
 }
 
 fn auto_reply(mail: &Mail, mailbox: &str) -> Option<String> {
+    if mail.content_type == "multipart/report"
+        && mail.content_type_params.iter().any(|(n, v)| {
+            n == "report-type" && v.to_ascii_lowercase().contains("disposition-notification")
+        })
+    {
+        return Some("read receipt (disposition notification)".into());
+    }
     for (name, value) in &mail.headers {
         let v = value.trim().to_ascii_lowercase();
         match name.as_str() {
@@ -55,7 +62,7 @@ fn auto_reply(mail: &Mail, mailbox: &str) -> Option<String> {
     let bare_f = fold(&bare);
     static AUTO_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r"^\s*(?:automatische antwort|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|abwesenheitsnotiz|abwesenheit|abwesend|out of (?:the )?office|ooo\b|urlaubsabwesenheit|reponse automatique|otomatik yanit|automatyczna odpowiedz|autosvar|automatisch antwoord|risposta automatica|respuesta automatica)",
+            r"^\s*(?:automatische antwort|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|abwesenheitsnotiz|abwesenheit|abwesend|out of (?:the )?office|ooo\b|urlaubsabwesenheit|reponse automatique|otomatik yanit|automatyczna odpowiedz|autosvar|automatisch antwoord|risposta automatica|respuesta automatica|gelesen:|ungelesen:|nicht gelesen:|read:|not read:|zugestellt:|delivered:|lesebestaetigung|read receipt|empfangsbestaetigung)",
         )
         .expect("regex")
     });
@@ -269,10 +276,20 @@ fn from_notice_text(mail: &Mail, mailbox: &str) -> Option<Action> {
             || l.eq_ignore_ascii_case("mailer-daemon")
             || l.eq_ignore_ascii_case("postmaster")
     };
-    let mut recipients: Vec<String> = text::addresses(explain)
-        .into_iter()
+    // Exim names the failed addresses in a header.
+    let mut recipients: Vec<String> = mail
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-failed-recipients")
+        .flat_map(|(_, v)| text::addresses(v))
         .filter(|a| !ours(a))
         .collect();
+    if recipients.is_empty() {
+        recipients = text::addresses(explain)
+            .into_iter()
+            .filter(|a| !ours(a))
+            .collect();
+    }
     if recipients.is_empty() {
         // Exchange puts the address only in the diagnostic part below.
         recipients = text::addresses(body)
@@ -307,7 +324,7 @@ fn from_notice_text(mail: &Mail, mailbox: &str) -> Option<Action> {
             conference: None,
         });
     }
-    let reason = failure_line(explain)
+    let reason = failure_line(explain, recipients.first().map(String::as_str))
         .or_else(|| {
             code.and_then(|c| c.get(0))
                 .map(|m| format!("{} {}", m.as_str(), status_text(m.as_str())))
@@ -321,7 +338,7 @@ fn from_notice_text(mail: &Mail, mailbox: &str) -> Option<Action> {
 }
 
 /// The most telling line of a free-text bounce explanation.
-fn failure_line(explain: &str) -> Option<String> {
+fn failure_line(explain: &str, recipient: Option<&str>) -> Option<String> {
     static KEY: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
             r"(?i)(\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b|user unknown|unknown user|does not exist|doesn't exist|no such user|mailbox (?:is )?(?:full|unavailable|not found)|not found|existiert nicht|unbekannt|quota|address rejected|recipient rejected|could not be delivered|couldn't be delivered|konnte nicht zugestellt|delayed|verzögert)",
@@ -336,6 +353,29 @@ fn failure_line(explain: &str) -> Option<String> {
     // Prefer a line with a status code, then one with a failure phrase.
     static SMTP_CODE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\b[45]\d\d\b").expect("regex"));
+    // Bounces put the reason on the failed address's line or right below it.
+    if let Some(r) = recipient
+        && let Some(at) = lines.iter().position(|l| l.to_lowercase().contains(r))
+    {
+        let near = &lines[at..lines.len().min(at + 4)];
+        let with_code = near
+            .iter()
+            .find(|l| STATUS_CODE.is_match(l) || SMTP_CODE.is_match(l));
+        let after_address = lines[at]
+            .to_lowercase()
+            .split(r)
+            .nth(1)
+            .map(|rest| rest.trim_matches(|c: char| !c.is_alphanumeric()).len() > 3)
+            .unwrap_or(false);
+        let line = with_code.or(if after_address {
+            Some(&lines[at])
+        } else {
+            lines.get(at + 1)
+        });
+        if let Some(line) = line {
+            return Some(line.to_string());
+        }
+    }
     let with_code = lines
         .iter()
         .find(|l| STATUS_CODE.is_match(l) || SMTP_CODE.is_match(l));

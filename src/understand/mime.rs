@@ -8,6 +8,9 @@
 //! [`Mail::decode_problem`] instead.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Address, Encoding, Message, MessageParser, MimeHeaders, PartType};
@@ -43,6 +46,8 @@ pub struct Mail {
     pub body_from_html: bool,
     /// Raw text of `message/delivery-status` parts.
     pub delivery_status: Vec<String>,
+    /// File names (or types) of attachments that are not the body.
+    pub attachments: Vec<String>,
     /// Messages attached as `message/rfc822` (e.g. "forward as attachment").
     pub attached: Vec<Mail>,
     /// Why the body could not be read, if it could not.
@@ -116,7 +121,10 @@ fn read_message(message: &Message<'_>, depth: usize) -> Mail {
     mail.message_id = message
         .message_id()
         .map(|id| text::one_line(id.trim_matches(['<', '>'])));
-    mail.subject = message.subject().map(text::one_line).unwrap_or_default();
+    mail.subject = message
+        .subject()
+        .map(|s| text::one_line(&repair_encoded_words(s)))
+        .unwrap_or_default();
     mail.from = message.from().and_then(first_mailbox);
     mail.reply_to = message.reply_to().and_then(first_mailbox);
 
@@ -167,16 +175,12 @@ fn read_bodies(message: &Message<'_>, mail: &mut Mail, depth: usize) {
         let Some(part) = message.parts.get(id as usize) else {
             continue;
         };
-        match &part.body {
-            PartType::Text(_) => match part_text(message, id as usize) {
+        // HTML parts are read from `html_body` below, only if no plain text.
+        if let PartType::Text(_) = &part.body {
+            match part_text(message, id as usize) {
                 Ok(t) => append(&mut plain, &t),
                 Err(p) => problem = Some(p),
-            },
-            PartType::Html(_) => match part_text(message, id as usize) {
-                Ok(t) => append(&mut html_text, &html::to_text(&t)),
-                Err(p) => problem = Some(p),
-            },
-            _ => {}
+            }
         }
     }
     if plain.trim().is_empty() {
@@ -209,6 +213,29 @@ fn read_bodies(message: &Message<'_>, mail: &mut Mail, depth: usize) {
         {
             mail.delivery_status
                 .push(String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_TEXT)]).into_owned());
+        }
+        if matches!(part.body, PartType::Binary(_) | PartType::InlineBinary(_))
+            && !ct.starts_with("message/")
+            && !ct.starts_with("text/rfc822")
+            && !ct.starts_with("multipart/")
+            && part.content_id().is_none()
+            && mail.attachments.len() < 20
+        {
+            let name = part
+                .attachment_name()
+                .map(text::one_line)
+                .unwrap_or_else(|| text::one_line(&ct));
+            // Signatures and business cards are not content.
+            let lower = name.to_ascii_lowercase();
+            let noise = [".vcf", ".p7s", ".asc", ".sig", "winmail.dat"]
+                .iter()
+                .any(|e| lower.ends_with(e))
+                || ct.contains("vcard")
+                || ct.contains("signature")
+                || ct == "application/ms-tnef";
+            if !noise {
+                mail.attachments.push(name);
+            }
         }
         if let PartType::Message(inner) = &part.body
             && depth < 3
@@ -284,6 +311,15 @@ fn part_text(message: &Message<'_>, idx: usize) -> Result<String, String> {
         .content_type()
         .and_then(|ct| ct.attribute("charset"))
         .map(|c| c.trim().trim_matches('"').to_ascii_lowercase());
+    if part.is_encoding_problem
+        && part
+            .content_transfer_encoding()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"))
+    {
+        return Err(
+            "the text is marked as base64 but is not valid base64, so it cannot be read".into(),
+        );
+    }
     let Some(bytes) = part_bytes(message, idx) else {
         // Offsets out of range: fall back to what mail-parser decoded.
         return Ok(part.text_contents().unwrap_or_default().to_string());
@@ -326,6 +362,38 @@ fn part_text(message: &Message<'_>, idx: usize) -> Result<String, String> {
         },
     };
     Ok(text)
+}
+
+/// Decodes RFC 2047 words that mail-parser left as they were because they
+/// are broken (no closing "?=", spaces inside, an unknown charset).
+pub fn repair_encoded_words(s: &str) -> String {
+    static WORD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"=\?([A-Za-z0-9_.:-]+)(?:\*[A-Za-z-]+)?\?([QqBb])\?([^?\s]*)(?:\?=)?")
+            .expect("regex")
+    });
+    if !s.contains("=?") {
+        return s.to_string();
+    }
+    WORD.replace_all(s, |c: &regex::Captures<'_>| {
+        let charset = c.get(1).map_or("", |m| m.as_str()).to_ascii_lowercase();
+        let data = c.get(3).map_or("", |m| m.as_str());
+        let bytes = if c
+            .get(2)
+            .is_some_and(|m| m.as_str().eq_ignore_ascii_case("q"))
+        {
+            decode_qp(data.replace('_', " ").as_bytes())
+        } else {
+            decode_base64(data.as_bytes())
+        };
+        match std::str::from_utf8(&bytes) {
+            Ok(t) if charset.starts_with("utf") || bytes.is_ascii() => t.to_string(),
+            _ => match charset_decoder(charset.as_bytes()) {
+                Some(decoder) => decoder(&bytes),
+                None => decode_cp1252(&bytes),
+            },
+        }
+    })
+    .into_owned()
 }
 
 fn is_latin_single_byte(cs: &str) -> bool {
@@ -490,7 +558,7 @@ fn collect_mailboxes(addr: &Address<'_>, out: &mut Vec<Mailbox>) {
         let name = a
             .name
             .as_deref()
-            .map(text::one_line)
+            .map(|n| text::one_line(&repair_encoded_words(n)))
             .map(|n| n.trim_matches(['"', '\'', ' ']).to_string())
             .filter(|n| !n.is_empty());
         match address {
@@ -621,6 +689,19 @@ mod tests {
             m.from.and_then(|f| f.name).as_deref(),
             Some("Jürgen Müller")
         );
+    }
+
+    #[test]
+    fn broken_encoded_words_are_repaired() {
+        assert_eq!(
+            repair_encoded_words("=?utf-8?q?Anmeldung_Migrationskonferenz"),
+            "Anmeldung Migrationskonferenz"
+        );
+        assert_eq!(
+            repair_encoded_words("=?iso-8859-1?q?M=FCller?= x"),
+            "Müller x"
+        );
+        assert_eq!(repair_encoded_words("plain"), "plain");
     }
 
     #[test]

@@ -227,6 +227,14 @@ const NOT_NAME: &[&str] = &[
     "beauftragter",
     "integrationsbeauftragte",
     "abteilung",
+    "vorstand",
+    "vorsitz",
+    "geschaeftsstelle",
+    "orga",
+    "organisationsteam",
+    "redaktion",
+    "empfang",
+    "zentrale",
     "fachbereich",
     "bereich",
     "manager",
@@ -253,6 +261,12 @@ pub fn looks_like_name(s: &str, min_tokens: usize) -> bool {
     }
     let words: Vec<&str> = s.split_whitespace().collect();
     if words.is_empty() || words.len() > 5 {
+        return false;
+    }
+    const ARTICLES: &[&str] = &[
+        "der", "die", "das", "den", "dem", "des", "the", "ein", "eine", "unser", "unsere",
+    ];
+    if ARTICLES.contains(&fold(words[0]).as_str()) {
         return false;
     }
     let mut real = 0;
@@ -417,6 +431,18 @@ pub fn looks_like_org(line: &str) -> bool {
         return false;
     }
     let f = fold(l);
+    // A sentence is not an organisation line.
+    let words: Vec<&str> = f.split_whitespace().collect();
+    let pronoun = words.iter().any(|w| {
+        [
+            "ich", "wir", "mich", "uns", "i", "we", "you", "sie", "moechte", "moechten", "bitte",
+            "please",
+        ]
+        .contains(&w.trim_matches(|c: char| !c.is_alphanumeric()))
+    });
+    if pronoun || words.len() > 10 || l.starts_with(|c: char| c.is_lowercase()) {
+        return false;
+    }
     if f.contains("e.v.") || f.contains("e. v.") || f.ends_with(" ev") {
         return true;
     }
@@ -443,11 +469,18 @@ pub fn display_parts(display: &str) -> (Option<String>, Option<String>) {
         person_part = a.trim().to_string();
     }
     for sep in [" | ", " - ", " – ", " / "] {
-        if let Some((a, b)) = person_part.clone().split_once(sep)
-            && (looks_like_org(b) || !looks_like_name(b, 2))
-        {
-            org = org.or(Some(b.trim().to_string()));
-            person_part = a.trim().to_string();
+        let current = person_part.clone();
+        let Some((a, b)) = current.split_once(sep) else {
+            continue;
+        };
+        let (a, b) = (a.trim(), b.trim());
+        if looks_like_org(a) && looks_like_name(b, 2) {
+            // "AWO Hannover - Fatma Demir"
+            org = org.or(Some(a.to_string()));
+            person_part = b.to_string();
+        } else if looks_like_org(b) || !looks_like_name(b, 2) {
+            org = org.or(Some(b.to_string()));
+            person_part = a.to_string();
         }
     }
     if looks_like_org(&person_part) && !looks_like_name(&person_part, 2) {
@@ -459,8 +492,19 @@ pub fn display_parts(display: &str) -> (Option<String>, Option<String>) {
         if looks_like_org(b) {
             org = Some(b.to_string());
             person_part = a.to_string();
-        } else if looks_like_name(a, 1) && looks_like_name(b, 1) && !a.contains(' ') {
-            person_part = format!("{b} {a}");
+        } else if looks_like_name(a, 1) && looks_like_name(b, 1) {
+            // "Dr. Schmidt, Klaus" → "Dr. Klaus Schmidt"
+            let words: Vec<&str> = a.split_whitespace().collect();
+            let titles = words
+                .iter()
+                .take_while(|w| TITLES.contains(&fold(w.trim_end_matches('.')).as_str()))
+                .count();
+            if words.len() - titles == 1 {
+                let mut name: Vec<&str> = words[..titles].to_vec();
+                name.push(b);
+                name.push(words[titles]);
+                person_part = name.join(" ");
+            }
         }
     }
     let person = looks_like_name(&person_part, 1).then(|| tidy_name(&person_part));
@@ -494,7 +538,12 @@ pub struct Signoff {
 
 pub fn signoff(own: &str, signature: &str) -> Signoff {
     let lines: Vec<&str> = own.lines().map(str::trim).collect();
-    let closing = lines.iter().rposition(|l| CLOSING.is_match(&fold(l)));
+    // A sign-off is never the first thing written ("Salam, wir möchten …").
+    let first_text = lines.iter().position(|l| !l.is_empty());
+    let closing = lines
+        .iter()
+        .rposition(|l| CLOSING.is_match(&fold(l)))
+        .filter(|&c| Some(c) != first_text || lines.iter().filter(|l| !l.is_empty()).count() <= 2);
     let mut block: Vec<String> = Vec::new();
     if let Some(c) = closing {
         // "LG Ayşe", "Viele Grüße, Sabine König"
@@ -509,7 +558,7 @@ pub fn signoff(own: &str, signature: &str) -> Signoff {
             .iter()
             .rev()
             .filter(|l| !l.is_empty())
-            .take(4)
+            .take(8)
             .copied()
             .collect();
         if let Some(pos) = tail
@@ -533,7 +582,9 @@ pub fn signoff(own: &str, signature: &str) -> Signoff {
     let mut name_at: Option<usize> = None;
     let mut single: Option<String> = None;
     for (i, raw) in block.iter().enumerate().take(12) {
-        let l = strip_signer_prefix(raw.trim());
+        // "Hasan Öztürk (Vorsitzender)": the role in brackets is not the name.
+        let without_role = raw.trim().split(" (").next().unwrap_or("").trim();
+        let l = strip_signer_prefix(without_role);
         if l.is_empty() {
             continue;
         }
@@ -563,6 +614,14 @@ pub fn signoff(own: &str, signature: &str) -> Signoff {
     }
     if out.name.is_none() {
         out.name = single;
+    }
+    if out.org.is_none()
+        && let Some(last) = lines.iter().rev().find(|l| !l.is_empty())
+        && lines.iter().filter(|l| !l.is_empty()).count() > 1
+        && looks_like_org(last)
+    {
+        // "…teilnehmen.\nDITIB Moscheegemeinde Example": the sender's organisation.
+        out.org = Some(one_line(last));
     }
     out
 }
@@ -625,7 +684,7 @@ fn after_closing(line: &str) -> Option<String> {
 
 static STATED_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i:mein name ist|my name is|ich hei(?:ß|ss)e|ich bin|i am|i'm|this is|hier (?:ist|schreibt))\s+((?:(?:Dr|Prof)\.\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+(?:(?:von|van|de|der|al|el|bin|ibn)\s+)?\p{Lu}[\p{L}\p{M}'’-]+){0,3})",
+        r"(?i:mein name ist|my name is|ich hei(?:ß|ss)e|ich bin|i am|i'm|this is|hier (?:ist|schreibt)|ich,)\s+((?:(?:Dr|Prof)\.\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+(?:(?:von|van|de|der|al|el|bin|ibn)\s+)?\p{Lu}[\p{L}\p{M}'’-]+){0,3})",
     )
     .expect("regex")
 });
@@ -672,12 +731,33 @@ pub fn org_in_text(text: &str) -> Option<String> {
             }
         }
         let cand = words.join(" ");
-        if looks_like_org(&cand) && cand.chars().count() >= 3 {
+        // "für die Fishbowl-Diskussion im Stadtteilzentrum" names the event, not the writer's employer.
+        let names_event = EVENT_WORDS.iter().any(|w| fold(&cand).contains(w));
+        if !names_event && looks_like_org(&cand) && cand.chars().count() >= 3 {
             return Some(one_line(&cand));
         }
     }
     None
 }
+
+/// Words of an event's name; a phrase holding one is not an organisation.
+const EVENT_WORDS: &[&str] = &[
+    "diskussion",
+    "konferenz",
+    "workshop",
+    "veranstaltung",
+    "dialogrunde",
+    "tagung",
+    "fishbowl",
+    "auftakt",
+    "forum",
+    "conference",
+    "discussion",
+    "meeting",
+    "sitzung",
+    "anmeldung",
+    "event",
+];
 
 /// Companions and party size stated in a text.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -704,12 +784,12 @@ impl Party {
     }
 }
 
-const NUM: &str = r"(\d{1,3}|eins|ein|eine|einer|einem|einen|zwei|zwo|drei|vier|fuenf|sechs|sieben|acht|neun|zehn|elf|zwoelf|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a|an|another)";
+const NUM: &str = r"(\d{1,3}|beide|beiden|both|eins|ein|eine|einer|einem|einen|zwei|zwo|drei|vier|fuenf|sechs|sieben|acht|neun|zehn|elf|zwoelf|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a|an|another)";
 
 fn number(word: &str) -> Option<u32> {
     Some(match word {
         "ein" | "eine" | "einer" | "einem" | "einen" | "eins" | "one" | "a" | "an" | "another" => 1,
-        "zwei" | "zwo" | "two" => 2,
+        "zwei" | "zwo" | "two" | "beide" | "beiden" | "both" => 2,
         "drei" | "three" => 3,
         "vier" | "four" => 4,
         "fuenf" | "five" => 5,
@@ -740,7 +820,32 @@ static COMPANIONS_BARE_N: LazyLock<Regex> = LazyLock::new(|| {
 
 static COMPANION_ONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"\b(?:mit|with|und|and|sowie|plus|samt|bringe|bring|bringing|begleitet von|accompanied by)\s+(?:meinem|meiner|meine|my|unserem|unserer|unsere|our|einem|einer|a|an|der|dem|the)\s+(?:kollegen|kollege|kollegin|colleague|begleitung|begleitperson|begleiter|begleiterin|partner|partnerin|ehefrau|ehemann|frau|mann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friend|mitarbeiter|mitarbeiterin|chef|chefin|vorgesetzten|vorgesetzter|mutter|vater|mother|father|schwester|bruder|sister|brother|nachbar|nachbarin|assistent|assistentin|assistant|betreuer|betreuerin|dolmetscher|dolmetscherin|interpreter|praktikant|praktikantin|azubi|kind|child|guest|gast)\b",
+        r"\b(?:mit|with|und|and|sowie|plus|samt|bringe|bring|bringing|begleitet von|accompanied by|noch)\s+(?:meinem|meiner|meine|my|unserem|unserer|unsere|our|einem|einer|a|an|der|dem|the)\s+(?:kollegen|kollege|kollegin|colleague|begleitung|begleitperson|begleiter|begleiterin|partner|partnerin|ehefrau|ehemann|frau|mann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friend|mitarbeiter|mitarbeiterin|chef|chefin|vorgesetzten|vorgesetzter|mutter|vater|mother|father|schwester|bruder|sister|brother|nachbar|nachbarin|assistent|assistentin|assistant|betreuer|betreuerin|dolmetscher|dolmetscherin|interpreter|praktikant|praktikantin|azubi|kind|child|guest|gast|baby|kleinkind|enkel|enkelin|enkelkind|grandchild)\b",
+    )
+    .expect("regex")
+});
+
+/// "mein Mann kommt auch mit", "my wife will come too".
+static COMPANION_COMES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"\b(?:mein|meine|my|unser|unsere|our)\s+(?:kollege|kollegin|colleague|begleitung|begleitperson|partner|partnerin|ehefrau|ehemann|frau|mann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friend|mutter|vater|mother|father|schwester|bruder|sister|brother|nachbar|nachbarin|assistent|assistentin|assistant|betreuer|betreuerin|dolmetscher|dolmetscherin|interpreter)\b(?:\s+\p{L}+){0,2}?\s+(?:kommt|wird|moechte|will|would|is coming|joins|will join|begleitet|nimmt)\b[^.!?\n]{0,40}\b(?:mit|auch|ebenfalls|teil|dabei|come|join|too|also|as well|kommen|teilnehmen|begleiten)\b",
+    )
+    .expect("regex")
+});
+
+static NEGATED_COMING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:nicht|kein|keine|not|cannot|can't|won't)\b").expect("regex")
+});
+
+static ALONE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:allein|alleine|alone|by myself|on my own|nur ich|only me|only myself)\b")
+        .expect("regex")
+});
+
+/// "mein Sohn (12) auch", "my wife too".
+static COMPANION_TOO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"\b(?:mein|meine|my|unser|unsere|our)\s+(?:kollege|kollegin|colleague|begleitung|partner|partnerin|ehefrau|ehemann|frau|mann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friend|mutter|vater|mother|father|schwester|bruder|sister|brother|nachbar|nachbarin)\b(?:\s*\([^)]{0,20}\))?\s*,?\s+(?:auch|ebenfalls|too|as well)\b",
     )
     .expect("regex")
 });
@@ -754,14 +859,31 @@ static TOTAL: LazyLock<Regex> = LazyLock::new(|| {
 
 static NAMED_AFTER_NOUN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?:\b(?i:mit|with|und|and|sowie|plus|samt|bringe|bring|bringing|begleitet von|accompanied by)\s+(?i:meinem|meiner|meine|meinen|my|unserem|unserer|unsere|unseren|our|der|dem|the|den)?\s*(?i:kollegen|kollege|kollegin|kolleginnen|colleagues?|begleitung|begleitperson(?:en)?|partner|partnerin|ehefrau|ehemann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friends?|mitarbeiter(?:in|innen)?|chef|chefin|nachbarin|nachbar|assistentin|assistent|assistant)\s*,?\s+)((?:(?:Frau|Herrn?|Dr\.|Prof\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2}(?:\s*(?:,|und|and|&)\s*(?:(?:Frau|Herrn?|Dr\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2})*)",
+        r"(?:\b(?i:mit|with|und|and|sowie|plus|samt|bringe|bring|bringing|begleitet von|accompanied by|noch)\s+(?i:meinem|meiner|meine|meinen|my|unserem|unserer|unsere|unseren|our|der|dem|the|den)?\s*(?i:kollegen|kollege|kollegin|kolleginnen|colleagues?|begleitung|begleitperson(?:en)?|partner|partnerin|ehefrau|ehemann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friends?|mitarbeiter(?:in|innen)?|chef|chefin|nachbarin|nachbar|assistentin|assistent|assistant)\s*,?\s+)((?:(?:Frau|Herrn?|Dr\.|Prof\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2}(?:\s*(?:,|und|and|&)\s*(?:(?:Frau|Herrn?|Dr\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2})*)",
     )
     .expect("regex")
 });
 
 static NAMED_TITLE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"\b(?i:mit|with|und|and|sowie|samt|zusammen mit|together with|bringe|bring|bringing)\s+((?:Frau|Herrn?|Mr\.?|Mrs\.?|Ms\.?|Dr\.)\s+(?:Dr\.\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+)?)",
+        r"\b(?i:mit|with|und|and|sowie|samt|zusammen mit|together with|bringe|bring|bringing|zusätzlich zu|zusaetzlich zu|neben|in addition to|besides)\s+((?:Frau|Herrn?|Mr\.?|Mrs\.?|Ms\.?|Dr\.)\s+(?:Dr\.\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+)?)",
+    )
+    .expect("regex")
+});
+
+/// "…nachmelden: meine Kollegin Sandra Klein" — a possessive companion noun
+/// with a name at the start of a line or after a colon or dash.
+static NAMED_LEADING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?m)(?:^|[:–.!-]\s)\s*(?i:meine|meinen|meinem|meiner|unsere|unseren|our|my)\s+(?i:kollegin|kollege|kollegen|colleague|begleitung|begleitperson|partnerin|partner|ehefrau|ehemann|tochter|sohn|wife|husband|daughter|son|freundin|freund|friend)\s*,?\s+((?:(?:Frau|Herrn?|Dr\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2})",
+    )
+    .expect("regex")
+});
+
+/// "meine Frau und mich", "my wife and me": one companion.
+static COMPANION_AND_ME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"\b(?:meine|meinen|meinem|my)\s+(?:frau|mann|ehefrau|ehemann|partner|partnerin|kollegin|kollegen|kollege|tochter|sohn|schwester|bruder|mutter|vater|freundin|freund|wife|husband|colleague|daughter|son|sister|brother|mother|father|friend|partner)\s+(?:und|and|&)\s+(?:mich|me|ich|i|myself)\b|\b(?:bringe|bringen|nehme|nehmen)\s+(?:noch\s+|auch\s+)?(?:meinen|unseren|einen)\s+(?:sohn|mann|ehemann|kollegen|partner|freund|bruder|vater|nachbarn|enkel|assistenten|betreuer|dolmetscher)\b",
     )
     .expect("regex")
 });
@@ -813,7 +935,39 @@ pub fn party(text: &str) -> Party {
             spans.push((all.start(), all.end()));
         }
     }
+    for c in COMPANION_AND_ME.captures_iter(&folded) {
+        if let Some(all) = c.get(0)
+            && !spans.iter().any(|&(s, e)| all.start() < e && s < all.end())
+        {
+            extra += 1;
+            spans.push((all.start(), all.end()));
+        }
+    }
+    for c in COMPANION_TOO.captures_iter(&folded) {
+        if let Some(all) = c.get(0)
+            && !spans.iter().any(|&(s, e)| all.start() < e && s < all.end())
+        {
+            extra += 1;
+            spans.push((all.start(), all.end()));
+        }
+    }
+    for c in COMPANION_COMES.captures_iter(&folded) {
+        if let Some(all) = c.get(0)
+            && !spans.iter().any(|&(s, e)| all.start() < e && s < all.end())
+            && !NEGATED_COMING.is_match(all.as_str())
+        {
+            extra += 1;
+            spans.push((all.start(), all.end()));
+        }
+    }
     p.extra = extra.min(500);
+    for m in ALONE.find_iter(&folded) {
+        let before = &folded[..m.start()];
+        let negated = before.trim_end().ends_with("nicht") || before.trim_end().ends_with("not");
+        if !negated {
+            p.total = Some(1);
+        }
+    }
 
     for c in TOTAL.captures_iter(&folded) {
         if let Some(z) = c.get(1) {
@@ -870,7 +1024,7 @@ pub fn party(text: &str) -> Party {
 
     let mut named: Vec<String> = Vec::new();
     let mut add = |n: &str| {
-        let n = tidy_name(n);
+        let n = without_courtesy_title(&tidy_name(n));
         let mut words: Vec<&str> = n.split_whitespace().collect();
         while words.len() > 1 && !looks_like_name(&words.join(" "), 1) {
             words.pop();
@@ -888,7 +1042,7 @@ pub fn party(text: &str) -> Party {
             }
         }
     }
-    for re in [&*NAMED_TITLE, &*BRING_NAME] {
+    for re in [&*NAMED_TITLE, &*BRING_NAME, &*NAMED_LEADING] {
         for c in re.captures_iter(text) {
             if let Some(m) = c.get(1) {
                 add(m.as_str());
@@ -910,6 +1064,22 @@ pub fn party(text: &str) -> Party {
     });
     p.named = named;
     p
+}
+
+/// "Frau Esra Çelik" → "Esra Çelik", but "Frau Demir" stays: with only a
+/// surname the courtesy title is part of how the person is named.
+pub fn without_courtesy_title(n: &str) -> String {
+    let words: Vec<&str> = n.split_whitespace().collect();
+    if words.len() == 2 && words[0] == "Herrn" {
+        return format!("Herr {}", words[1]);
+    }
+    if words.len() >= 3
+        && ["frau", "herr", "herrn", "mr", "mrs", "ms"]
+            .contains(&fold(words[0].trim_end_matches('.')).as_str())
+    {
+        return words[1..].join(" ");
+    }
+    n.to_string()
 }
 
 fn split_names(s: &str) -> Vec<String> {
@@ -1017,10 +1187,50 @@ fn list_item(item: &str) -> Option<Listed> {
         without_email[cut..].to_string()
     };
     Some(Listed {
-        name: tidy_name(&name),
+        name: without_courtesy_title(&tidy_name(&name)),
         email,
         rest: one_line(&rest),
     })
+}
+
+/// People named with their own address in running text: "Dr. Amara Nwosu
+/// (amara.nwosu@…)", "meine Kollegin Anna Weber <anna@…>". The rest of the
+/// sentence after the address is kept for workshop choices.
+pub fn named_with_address(text: &str) -> Vec<Listed> {
+    static NAMED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"((?:(?:Dr|Prof)\.\s+|(?:Frau|Herrn?|Mr|Mrs|Ms)\.?\s+)*\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){1,3})\s*[(<\[,:–-]?\s*(?:mailto:)?([A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})[)>\]]?([^\n]*)",
+        )
+        .expect("regex")
+    });
+    let mut out: Vec<Listed> = Vec::new();
+    for c in NAMED.captures_iter(text) {
+        let (Some(n), Some(e)) = (c.get(1), c.get(2)) else {
+            continue;
+        };
+        let mut words: Vec<&str> = n.as_str().split_whitespace().collect();
+        // "Please Register Dr. Amara Nwosu": keep the name at the end.
+        while words.len() > 2 && !looks_like_name(&words.join(" "), 2) {
+            words.remove(0);
+        }
+        let name = words.join(" ");
+        if !looks_like_name(&name, 2) {
+            continue;
+        }
+        let email = e.as_str().to_lowercase();
+        if out
+            .iter()
+            .any(|p| p.email.as_deref() == Some(email.as_str()))
+        {
+            continue;
+        }
+        out.push(Listed {
+            name: without_courtesy_title(&tidy_name(&name)),
+            email: Some(email),
+            rest: one_line(c.get(3).map_or("", |m| m.as_str())),
+        });
+    }
+    out
 }
 
 /// Fields of a web-form mail ("Name: …", "E-Mail: …", "Workshop: …").
@@ -1271,6 +1481,8 @@ mod tests {
         assert!(!looks_like_name("Musterstraße 12", 1));
         assert!(!looks_like_name("Stadtteilzentrum Nord e.V.", 1));
         assert!(!looks_like_name("Mit freundlichen Grüßen", 1));
+        assert!(!looks_like_name("Der Vorstand", 1));
+        assert!(looks_like_name("Piet de Vries", 2));
     }
 
     #[test]
@@ -1317,6 +1529,14 @@ mod tests {
         assert_eq!(party("mit meiner Kollegin Fatma Demir").size(), 2);
         assert_eq!(party("Ich melde mich an.").size(), 1);
         assert_eq!(party("Ich komme mit 2 Begleitpersonen").size(), 3);
+        assert_eq!(party("ich komme, mein Mann kommt auch mit.").size(), 2);
+        assert_eq!(party("ich melde mich und meine beiden Kinder an").size(), 3);
+        assert_eq!(party("mein Mann kann leider nicht mitkommen").size(), 1);
+        assert_eq!(party("bitte melden Sie meine Frau und mich an").size(), 2);
+        assert_eq!(party("ich bringe meinen Sohn (16) mit").size(), 2);
+        assert_eq!(party("ich komme, mein Sohn (12) auch.").size(), 2);
+        assert_eq!(party("ich komme nun doch alleine").total, Some(1));
+        assert_eq!(party("ich komme nicht alleine").total, None);
     }
 
     #[test]
@@ -1330,6 +1550,17 @@ mod tests {
         let g = group_list("- Anna Weber, anna@example.org, Workshop 2\n- Workshop 3");
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].email.as_deref(), Some("anna@example.org"));
+    }
+
+    #[test]
+    fn names_with_addresses_in_prose() {
+        let p = named_with_address(
+            "please register our director, Dr. Amara Nwosu (amara.nwosu@example.org), workshop 1",
+        );
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].name, "Dr. Amara Nwosu");
+        assert_eq!(p[0].email.as_deref(), Some("amara.nwosu@example.org"));
+        assert!(p[0].rest.contains("workshop 1"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::text::{find_seq, fold, tokens};
+use super::text::{find_seq, fold, loose, match_tokens};
 use super::{ConferenceRef, Context, choices};
 
 /// What the recipient addresses say.
@@ -73,7 +73,12 @@ pub fn recipient_info(recipients: &[String], ctx: &Context) -> RecipientInfo {
 
 /// "miko-2027", "miko2027", "migrationskonferenz", "lip20", "fishbowl".
 pub fn conference_for_tag(tag: &str, conferences: &[ConferenceRef]) -> Option<String> {
-    let tag: String = fold(tag).chars().filter(|c| c.is_alphanumeric()).collect();
+    let tag: String = loose(
+        &fold(tag)
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect::<String>(),
+    );
     if tag.is_empty() {
         return None;
     }
@@ -99,34 +104,35 @@ pub fn forms(c: &ConferenceRef) -> Vec<Vec<String>> {
             out.push(t);
         }
     };
-    add(tokens(&c.id));
-    add(tokens(&c.title));
+    add(match_tokens(&c.id));
+    add(match_tokens(&c.title));
     for a in &c.aliases {
-        add(tokens(a));
+        add(match_tokens(a));
     }
     for name in std::iter::once(&c.id)
         .chain(c.aliases.iter())
         .chain(std::iter::once(&c.title))
     {
-        let t = tokens(name);
-        if t.len() >= 2 && is_year(&t[t.len() - 1]) {
-            let rest = t[..t.len() - 1].to_vec();
-            if rest.concat().chars().count() >= 4 {
-                add(rest);
-            }
+        // "MiKo 2027" → "MiKo", "LIP 2.0" → "LIP": people leave out years
+        // and version numbers.
+        let mut t = match_tokens(name);
+        while t.len() >= 2
+            && t.last()
+                .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+        {
+            t.pop();
+        }
+        if t.concat().chars().count() >= 3 {
+            add(t);
         }
     }
     out
 }
 
-fn is_year(t: &str) -> bool {
-    t.len() == 4 && t.starts_with("20") && t.chars().all(|c| c.is_ascii_digit())
-}
-
 /// Conferences named in a text, by id/title/alias; a form that fits several
 /// conferences names none of them.
 pub fn conferences_named(text: &str, conferences: &[ConferenceRef]) -> Vec<String> {
-    let toks = tokens(text);
+    let toks = match_tokens(text);
     let all: Vec<(usize, Vec<Vec<String>>)> = conferences
         .iter()
         .enumerate()
@@ -171,6 +177,9 @@ pub struct RouteInput<'a> {
     pub text: &'a str,
     /// Quoted or forwarded text, consulted after everything the writer said.
     pub quoted: &'a str,
+    /// The sentences that register or cancel: when the text names several
+    /// conferences, the one named where the writer acts is meant.
+    pub focus: &'a str,
 }
 
 pub fn route(input: &RouteInput<'_>, ctx: &Context) -> Route {
@@ -186,7 +195,13 @@ pub fn route(input: &RouteInput<'_>, ctx: &Context) -> Route {
         match named.len() {
             0 => {}
             1 => return Route::Found(named[0].clone()),
-            _ => return Route::Ambiguous(named),
+            _ => {
+                let focused = conferences_named(input.focus, ctx.conferences);
+                if focused.len() == 1 && named.contains(&focused[0]) {
+                    return Route::Found(focused[0].clone());
+                }
+                return Route::Ambiguous(named);
+            }
         }
     }
     // Workshop titles that only one conference has ("Antidiskriminierung").
@@ -287,6 +302,14 @@ mod tests {
         );
         assert_eq!(conferences_named("Anmeldung MiKo", &c), vec!["miko-2027"]);
         assert_eq!(conferences_named("lip2.0 dialogrunde", &c), vec!["lip-2"]);
+        assert_eq!(
+            conferences_named("Anmeldung zum LIP-Auftakt", &c),
+            vec!["lip-2"]
+        );
+        assert_eq!(
+            conferences_named("zur Migrations-Konferenz", &c),
+            vec!["miko-2027"]
+        );
         assert_eq!(
             conferences_named("the fishbowl discussion", &c),
             vec!["fishbowl-hainholz"]

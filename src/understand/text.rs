@@ -105,6 +105,51 @@ pub fn tokens(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// Tokens for tolerant name matching: folded, and with "ae/oe/ue" read as
+/// "a/o/u", so that "Munchen", "Muenchen" and "München" all match.
+pub fn match_tokens(s: &str) -> Vec<String> {
+    tokens(s).into_iter().map(|t| loose(&t)).collect()
+}
+
+/// "ae/oe/ue" → "a/o/u" in a folded token.
+pub fn loose(t: &str) -> String {
+    if !(t.contains("ae") || t.contains("oe") || t.contains("ue")) {
+        return t.to_string();
+    }
+    t.replace("ae", "a").replace("oe", "o").replace("ue", "u")
+}
+
+/// Edit distance of two short strings, a swap of neighbours counting as one
+/// edit ("Gesundhiet"), for typos in workshop titles.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > 3 || a.len() > 64 || b.len() > 64 {
+        return usize::MAX;
+    }
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j - 1] + cost)
+                .min(d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
+}
+
 /// Index of the first text token where the token sequence `pat` starts.
 /// Tolerant of how people glue or split words: "LIP2.0" matches "LIP 2.0",
 /// "Fishbowldiskussion" matches "Fishbowl Diskussion", and a German
@@ -173,12 +218,23 @@ pub fn sentences(text: &str) -> Vec<String> {
                         // abbreviation does not end a sentence.
                         let last_word: String = cur
                             .trim_end_matches(['.', '!', '?'])
-                            .rsplit(|ch: char| ch.is_whitespace())
+                            .rsplit(|ch: char| ch.is_whitespace() || ch == '-' || ch == '(')
                             .next()
                             .unwrap_or("")
                             .to_string();
+                        // "am 15. Oktober", "der 3. Workshop" go on; "Workshop 1. Gibt es" ends.
+                        let next_word: String = chars
+                            .clone()
+                            .skip_while(|ch| ch.is_whitespace())
+                            .take_while(|ch| ch.is_alphanumeric())
+                            .collect();
+                        let number_goes_on = next_word.starts_with(|ch: char| ch.is_lowercase())
+                            || MONTHS.contains(&fold(&next_word).as_str())
+                            || next_word.chars().all(|ch| ch.is_ascii_digit());
                         let abbreviation = c == '.'
-                            && (last_word.chars().all(|ch| ch.is_ascii_digit())
+                            && ((!last_word.is_empty()
+                                && last_word.chars().all(|ch| ch.is_ascii_digit())
+                                && number_goes_on)
                                 || ABBREVIATIONS.contains(&fold(&last_word).as_str()));
                         if !abbreviation {
                             push(&mut cur, &mut out);
@@ -199,6 +255,41 @@ pub fn sentences(text: &str) -> Vec<String> {
     push(&mut cur, &mut out);
     out
 }
+
+const MONTHS: &[&str] = &[
+    "januar",
+    "februar",
+    "maerz",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "dezember",
+    "jan",
+    "feb",
+    "mrz",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "okt",
+    "oct",
+    "nov",
+    "dez",
+    "dec",
+    "workshop",
+    "dialogrunde",
+    "stock",
+    "etage",
+    "obergeschoss",
+    "og",
+];
 
 const ABBREVIATIONS: &[&str] = &[
     "nr", "dr", "prof", "z", "b", "u", "a", "bzw", "ca", "str", "tel", "no", "e", "v", "ggf",
@@ -271,7 +362,7 @@ static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
 /// Splits a decoded body into the writer's own text, signature and a
 /// forwarded message. `forward_subject` tells that the subject says "Fwd:",
 /// which turns an Outlook header block into a forward instead of a quote.
-pub fn split_body(text: &str, forward_subject: bool) -> Body {
+pub fn split_body(text: &str, forward_subject: bool, reply_subject: bool) -> Body {
     let lines: Vec<&str> = text.lines().collect();
     let mut body = Body::default();
     let mut own: Vec<&str> = Vec::new();
@@ -285,25 +376,51 @@ pub fn split_body(text: &str, forward_subject: bool) -> Body {
             body.forwarded = Some(parse_forwarded(&lines[i + 1..]));
             break;
         }
-        if let Some(skip) = outlook_header_block(&lines, i) {
+        // A "Von: … Betreff: …" block quotes or forwards a mail; at the very
+        // top of a mail that is neither a reply nor a forward it is a web form.
+        let has_own = own.iter().any(|l| !l.trim().is_empty());
+        if let Some(skip) = outlook_header_block(&lines, i)
+            && (has_own || forward_subject || reply_subject)
+        {
             if forward_subject && own_is_short(&own) {
                 body.forwarded = Some(parse_forwarded(&lines[i + skip..]));
             }
             break;
         }
-        if ATTRIBUTION.is_match(line) || (ATTRIBUTION_END.is_match(line) && t.len() < 300) {
-            break;
-        }
-        if ATTRIBUTION_START.is_match(line)
-            && t.len() < 200
-            && t.chars().any(|c| c.is_ascii_digit())
-            && lines
-                .get(i + 1)
-                .is_some_and(|n| ATTRIBUTION_END.is_match(n))
-        {
+        let attribution_lines =
+            if ATTRIBUTION.is_match(line) || (ATTRIBUTION_END.is_match(line) && t.len() < 300) {
+                1
+            } else if ATTRIBUTION_START.is_match(line)
+                && t.len() < 200
+                && t.chars().any(|c| c.is_ascii_digit())
+                && lines
+                    .get(i + 1)
+                    .is_some_and(|n| ATTRIBUTION_END.is_match(n))
+            {
+                2
+            } else {
+                0
+            };
+        if attribution_lines > 0 {
+            // Bottom-posting: nothing written yet and a '>' quote follows, so
+            // the writer's words come after the quote.
+            let has_own = own.iter().any(|l| !l.trim().is_empty());
+            let quote_follows = lines[i + attribution_lines..]
+                .iter()
+                .find(|l| !l.trim().is_empty())
+                .is_some_and(|l| l.trim_start().starts_with('>'));
+            if !has_own && !in_signature && quote_follows {
+                i += attribution_lines;
+                continue;
+            }
             break;
         }
         if ORIGINAL_MESSAGE.is_match(line) {
+            // "-----Original Message-----" in a mail whose subject says
+            // "WG:"/"Fwd:" introduces a forwarded mail, not a quote.
+            if forward_subject && own_is_short(&own) {
+                body.forwarded = Some(parse_forwarded(&lines[i + 1..]));
+            }
             break;
         }
         if t.starts_with('>') || t.starts_with('|') && own.is_empty() {
@@ -464,7 +581,7 @@ pub fn addresses_as_written(text: &str) -> Vec<String> {
     out
 }
 
-/// "Fatma Demir <fatma@x.de>", "Fatma Demir [mailto:fatma@x.de]", "fatma@x.de".
+/// `Fatma Demir <fatma@x.de>`, `Fatma Demir [mailto:fatma@x.de]`, `fatma@x.de`.
 pub fn parse_address_text(value: &str) -> (Option<String>, Option<String>) {
     let addr = addresses(value).into_iter().next();
     let name = value
@@ -498,7 +615,6 @@ const DE_WORDS: &[&str] = &[
     "eine",
     "gerne",
     "gern",
-    "an",
     "auf",
     "den",
     "dem",
@@ -528,7 +644,6 @@ const DE_WORDS: &[&str] = &[
     "meinem",
     "auch",
     "noch",
-    "am",
     "im",
     "von",
     "geehrte",
@@ -556,6 +671,11 @@ const DE_WORDS: &[&str] = &[
     "gibt",
     "herzliche",
     "beste",
+    "danke",
+    "ja",
+    "nein",
+    "bei",
+    "dabei",
 ];
 const EN_WORDS: &[&str] = &[
     "the",
@@ -574,7 +694,6 @@ const EN_WORDS: &[&str] = &[
     "are",
     "of",
     "a",
-    "in",
     "hello",
     "hi",
     "dear",
@@ -596,7 +715,6 @@ const EN_WORDS: &[&str] = &[
     "this",
     "that",
     "it",
-    "am",
     "have",
     "has",
     "not",
@@ -611,10 +729,18 @@ const EN_WORDS: &[&str] = &[
     "your",
     "at",
     "on",
-    "an",
-    "workshop",
     "also",
     "just",
+    "yes",
+    "confirmed",
+    "sorry",
+    "see",
+    "attending",
+    "cannot",
+    "won",
+    "able",
+    "come",
+    "coming",
 ];
 
 /// German or English, judged by common words; `None` if the text gives no hint.
@@ -630,7 +756,8 @@ pub fn language_of(text: &str) -> Option<Language> {
             en += 1;
         }
     }
-    if de == 0 && en == 0 {
+    // One common word is no evidence ("Workshop 3" in a Turkish mail).
+    if de.max(en) < 2 {
         return None;
     }
     if de > en {
@@ -642,7 +769,7 @@ pub fn language_of(text: &str) -> Option<Language> {
     }
 }
 
-/// Removes "Re:", "AW:", "Fwd:", "WG:" … prefixes (repeatedly) and tags like "[EXT]".
+/// Removes "Re:", "AW:", "Fwd:", "WG:" … prefixes (repeatedly) and tags like `[EXT]`.
 pub fn strip_subject_prefixes(subject: &str) -> (String, bool, bool) {
     static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)^\s*(?:(re|aw|antw|antwort|sv|vs|odp|r|rif|ynt|cevap|fwd?|wg|wtr|tr|enc|rv|i|doorst|weiterleitung|pd|ilt)\s*(?:\[\d+\])?\s*:|\[[^\]]{0,30}\])\s*")
@@ -720,6 +847,18 @@ mod tests {
     }
 
     #[test]
+    fn loose_matching_and_typos() {
+        assert_eq!(match_tokens("München"), match_tokens("Munchen"));
+        assert_eq!(match_tokens("Muenchen"), match_tokens("Munchen"));
+        assert_eq!(
+            edit_distance("antidiskriminierung", "antidiskrimminierung"),
+            1
+        );
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("gesundhiet", "gesundheit"), 1);
+    }
+
+    #[test]
     fn one_line_never_keeps_line_breaks() {
         assert_eq!(one_line("Evil\r\nBcc: x@y"), "Evil Bcc: x@y");
         assert_eq!(one_line("  a \t b "), "a b");
@@ -730,21 +869,34 @@ mod tests {
         let b = split_body(
             "abmelden\n\nAm 07.09.2027 um 21:41 schrieb anmeldung@example.org:\n> Anmeldung\n",
             false,
+            true,
         );
         assert_eq!(b.own, "abmelden");
-        let b = split_body("Hallo\n-- \nFatma Demir\nVerein e.V.\n> x", false);
+        let b = split_body("Hallo\n-- \nFatma Demir\nVerein e.V.\n> x", false, false);
         assert_eq!(b.own, "Hallo");
         assert_eq!(b.signature, "Fatma Demir\nVerein e.V.");
         let b = split_body(
             "Danke\n\nOn Mon, Sep 6, 2027 at 10:00 AM Anmeldung <\nanmeldung@example.org> wrote:\n> hi",
             false,
+            true,
         );
         assert_eq!(b.own, "Danke");
         let b = split_body(
             "Absage.\n\n________________________________\nVon: Anmeldung <a@b.de>\nGesendet: Montag\nAn: x\nBetreff: y\n\nText",
             false,
+            true,
         );
         assert_eq!(b.own, "Absage.");
+    }
+
+    #[test]
+    fn split_body_reads_bottom_posting() {
+        let b = split_body(
+            "Am 07.09.2027 um 21:41 schrieb anmeldung@example.org:\n> Ihre Anmeldung\n> ist da.\n\nBitte streichen Sie mich.\n",
+            false,
+            true,
+        );
+        assert_eq!(b.own, "Bitte streichen Sie mich.");
     }
 
     #[test]
@@ -752,6 +904,7 @@ mod tests {
         let b = split_body(
             "FYI\n\n---------- Forwarded message ---------\nFrom: Fatma Demir <fatma@example.com>\nDate: Mon\nSubject: Anmeldung\nTo: info@x.de\n\nIch melde mich an.\n",
             true,
+            false,
         );
         let f = b.forwarded.expect("forward");
         assert_eq!(f.from_address.as_deref(), Some("fatma@example.com"));

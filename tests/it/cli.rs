@@ -178,3 +178,33 @@ fn help_documents_exit_codes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Exit codes"), "{text}");
 }
+
+/// Regression: the daemon and a CLI command starting at once on a fresh
+/// database both tried to apply migration 1 ("table conferences already exists").
+#[test]
+fn processes_starting_together_on_a_fresh_database_all_succeed() {
+    for _ in 0..5 {
+        let dir = demo_copy();
+        let config = dir.path().join("config/demo.toml");
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(binary())
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["conferences", "--format", "json"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
