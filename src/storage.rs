@@ -169,6 +169,23 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
         }
+        // SQLite has no advisory lock for sqlx's migrator: two processes starting
+        // at once (the daemon and a CLI command) would both apply migration 1.
+        // A lock file beside the database serialises them. It is taken before
+        // connecting: on a fresh file the first connection switches it to WAL,
+        // which needs an exclusive lock that SQLite refuses at once (SQLITE_BUSY,
+        // no busy wait) while another process is opening it too.
+        let lock_path = path.with_extension("migrate.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot create {}", lock_path.display()))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .context("waiting for the migration lock")?
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .context("sqlite options")?
             .filename(path)
@@ -192,20 +209,6 @@ impl Store {
                 path.display()
             );
         }
-        // SQLite has no advisory lock for sqlx's migrator: two processes starting
-        // at once (the daemon and a CLI command) would both apply migration 1.
-        // A lock file beside the database serialises them.
-        let lock_path = path.with_extension("migrate.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot create {}", lock_path.display()))?;
-        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-            .await
-            .context("waiting for the migration lock")?
-            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
         let migrated = sqlx::migrate!("migrations/sqlite").run(&pool).await;
         drop(lock);
         migrated.with_context(|| {
