@@ -169,6 +169,12 @@ async fn mailbox_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The longest the outbox worker sleeps without looking again. Mail queued in
+/// this process wakes it at once; mail queued by another process (`rsvpd send`,
+/// `add`, `cancel`, `review assign` while the daemon runs) cannot, and would
+/// otherwise wait for the next wake-up — up to an hour.
+const OUTBOX_RECHECK: Duration = Duration::from_secs(60);
+
 async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
     while !*stop.borrow() {
@@ -182,9 +188,9 @@ async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Recei
                 (until - chrono::Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
-                    .clamp(Duration::from_millis(50), Duration::from_secs(3600))
+                    .clamp(Duration::from_millis(50), OUTBOX_RECHECK)
             }
-            Ok(Step::Idle(None)) => Duration::from_secs(3600),
+            Ok(Step::Idle(None)) => OUTBOX_RECHECK,
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
