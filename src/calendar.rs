@@ -8,8 +8,8 @@
 //! zone with a VTIMEZONE built from chrono-tz's rules for the years around the
 //! event (no RRULE: every transition is spelled out, so no client has to guess
 //! a rule), LOCATION, SUMMARY and an ORGANIZER address that a person reads.
-//! Written by hand rather than with a crate because no generator crate emits a
-//! VTIMEZONE, and the format is small.
+//! Written by hand rather than with a generator crate: the VTIMEZONE has to be
+//! derived from chrono-tz's rules anyway, and the rest of the format is small.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Offset as _, TimeZone as _, Utc};
 use chrono_tz::{OffsetComponents as _, OffsetName as _, Tz};
