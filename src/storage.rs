@@ -726,7 +726,10 @@ impl StoreTx {
         since: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND created_at > ?",
+            // Only answers to incoming mail count: reminders, broadcasts and
+            // promotions are not what two robots could ping-pong with.
+            "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND created_at > ?
+               AND kind IN ('confirmation', 'waitlist', 'cancellation', 'opt_in')",
         )
         .bind(recipient)
         .bind(ts(since))
