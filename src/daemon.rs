@@ -7,7 +7,8 @@
 //! every loop; `run` waits for the loops to end (bounded, so the process exits
 //! within seconds even if a server hangs — an interrupted send stays queued and
 //! is retried). Errors in a step are logged and retried with backoff; they never
-//! end the daemon.
+//! end the daemon. SIGHUP reloads the configuration: the new one is opened
+//! first, then the old workers stop and new ones start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,36 +54,85 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rsvpd run`: until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// The workers of one configuration.
+struct Running {
+    app: Arc<App>,
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Open everything a configuration needs; nothing runs yet, so a failure
+/// here leaves the old configuration working.
+async fn prepare(config: Config) -> anyhow::Result<(Arc<App>, Transport)> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;
+    Ok((app, transport))
+}
+
+fn start((app, transport): (Arc<App>, Transport)) -> Running {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(mailbox_loop(app.clone(), stop_rx.clone())),
+        tokio::spawn(schedule_loop(app.clone(), stop_rx.clone())),
+        tokio::spawn(outbox_loop(app.clone(), transport, stop_rx)),
+    ];
+    Running {
+        app,
+        stop_tx,
+        tasks,
+    }
+}
 
-    let mailbox_task = tokio::spawn(mailbox_loop(app.clone(), stop_rx.clone()));
-    let schedule_task = tokio::spawn(schedule_loop(app.clone(), stop_rx.clone()));
-    let outbox_task = tokio::spawn(outbox_loop(app.clone(), transport, stop_rx.clone()));
-
-    notify_systemd(&[sd_notify::NotifyState::Ready]);
-    info!(config = %app.config.path.display(), "rsvpd is running");
-    let watchdog = watchdog_interval();
-
-    wait_for_signal(watchdog).await?;
-    info!("shutting down: finishing the work in flight");
-    notify_systemd(&[sd_notify::NotifyState::Stopping]);
-    let _ = stop_tx.send(true);
-    let both = async {
-        let _ = mailbox_task.await;
-        let _ = schedule_task.await;
-        let _ = outbox_task.await;
+/// Tell the workers to stop and wait for them, at most 8 s.
+async fn stop(running: Running) {
+    let _ = running.stop_tx.send(true);
+    let all = async {
+        for t in running.tasks {
+            let _ = t.await;
+        }
     };
-    if tokio::time::timeout(Duration::from_secs(8), both)
+    if tokio::time::timeout(Duration::from_secs(8), all)
         .await
         .is_err()
     {
         warn!("a worker did not finish within 8 s; what it had begun is retried at the next start");
     }
-    app.store.close().await;
+    running.app.store.close().await;
+}
+
+/// `rsvpd run`: until SIGTERM or SIGINT; SIGHUP reloads the configuration.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let path = config.path.clone();
+    let mut running = start(prepare(config).await?);
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    info!(config = %path.display(), "rsvpd is running");
+    let mut signals = Signals::install(watchdog_interval())?;
+    while signals.next().await == Signal::Reload {
+        notify_systemd(&[sd_notify::NotifyState::Reloading]);
+        // The new configuration is checked and opened before the old workers
+        // stop: a broken file keeps the daemon running as it was. The old
+        // workers stop before the new ones start, so there is never more
+        // than one IMAP session.
+        match Config::load(&path) {
+            Err(e) => {
+                error!(error = %format!("{e:#}"), "SIGHUP: the new configuration is not valid; keeping the old one")
+            }
+            Ok(config) => match prepare(config).await {
+                Err(e) => {
+                    error!(error = %format!("{e:#}"), "SIGHUP: the new configuration cannot be used; keeping the old one")
+                }
+                Ok(prepared) => {
+                    stop(running).await;
+                    running = start(prepared);
+                    info!(config = %path.display(), "configuration reloaded");
+                }
+            },
+        }
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
+    }
+    info!("shutting down: finishing the work in flight");
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    stop(running).await;
     info!("stopped");
     Ok(())
 }
@@ -96,22 +146,43 @@ fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled().map(|d| d / 2)
 }
 
-async fn wait_for_signal(watchdog: Option<Duration>) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                warn!("SIGHUP: reloading the configuration is not supported yet; restart rsvpd to apply changes");
-            }
-            _ = tick.tick() => {
-                if watchdog.is_some() {
-                    notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    Stop,
+    Reload,
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    watchdog: Option<Duration>,
+    tick: tokio::time::Interval,
+}
+
+impl Signals {
+    fn install(watchdog: Option<Duration>) -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            watchdog,
+            tick: tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600))),
+        })
+    }
+
+    /// The next signal that asks for something; pets the watchdog meanwhile.
+    async fn next(&mut self) -> Signal {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return Signal::Stop,
+                _ = self.int.recv() => return Signal::Stop,
+                _ = self.hup.recv() => return Signal::Reload,
+                _ = self.tick.tick() => {
+                    if self.watchdog.is_some() {
+                        notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+                    }
                 }
             }
         }

@@ -353,3 +353,68 @@ fn review_dismiss_closes_an_item_and_names_an_unknown_one() {
         "a question gets no automatic answer"
     );
 }
+
+#[test]
+fn sighup_reloads_the_config_and_a_broken_one_keeps_the_old() {
+    let (dovecot, sink) = servers();
+    let app = Rsvpd::new(&dovecot, &sink);
+    let mut daemon = app.spawn();
+    dovecot.wait_for_folder(MAILBOX, "rsvpd.processed", 0, WAIT);
+
+    // A new conference appears in the config.
+    let mut text = std::fs::read_to_string(&app.config).expect("config");
+    text.push_str(
+        "\n[[conference]]\nid = \"lip-2\"\ntitle = \"Auftakt LIP 2.0\"\naliases = [\"LIP 2.0\"]\n\
+         starts = \"2099-01-22T10:00\"\nends = \"2099-01-22T16:00\"\n",
+    );
+    std::fs::write(&app.config, &text).expect("write");
+    daemon.signal(libc::SIGHUP);
+    crate::support::wait_until(
+        WAIT,
+        "the reload",
+        || {
+            daemon
+                .log()
+                .contains("configuration reloaded")
+                .then_some(())
+        },
+        || daemon.log(),
+    );
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Lina Haddad",
+            "lina@example.com",
+            MAILBOX,
+            "Anmeldung LIP 2.0",
+            "lip-1@example.com",
+            "Hiermit melde ich mich zum Auftakt LIP 2.0 an.",
+        ),
+    );
+    sink.wait_for(1, WAIT);
+    assert_eq!(app.attendees("lip-2", false).len(), 1);
+
+    // A typo: the daemon says so and goes on with what it had.
+    std::fs::write(&app.config, format!("{text}\nbogus_key = 1\n")).expect("write");
+    daemon.signal(libc::SIGHUP);
+    crate::support::wait_until(
+        WAIT,
+        "the refused reload",
+        || daemon.log().contains("keeping the old one").then_some(()),
+        || daemon.log(),
+    );
+    assert!(
+        daemon.log().contains("bogus_key"),
+        "the error names the key: {}",
+        daemon.log()
+    );
+    dovecot.deliver(
+        MAILBOX,
+        &registration("Jan Kowalski", "jan@example.com", "after-typo@example.com"),
+    );
+    sink.wait_for(2, WAIT);
+
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(10)).expect("stops");
+    assert!(status.success(), "{}", daemon.log());
+}
