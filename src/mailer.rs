@@ -225,8 +225,18 @@ pub struct DigestData {
     pub new: Vec<Registration>,
     pub ended: Vec<Ended>,
     pub review: Vec<ReviewItem>,
+    /// Mails that failed for good in the period (the address is marked undeliverable).
+    pub failed: Vec<crate::storage::FailedMail>,
     /// Every registration (cancelled ones included), for the numbers.
     pub all: Vec<Registration>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct DigestFailed {
+    recipient: String,
+    kind: String,
+    error: String,
+    at: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -259,6 +269,7 @@ struct DigestContext {
     new: Vec<DigestEntry>,
     ended: Vec<DigestEntry>,
     review: Vec<DigestReview>,
+    failed: Vec<DigestFailed>,
     /// Confirmed registrations, and the people in them.
     confirmed: u32,
     people: u32,
@@ -829,6 +840,16 @@ impl Renderer {
                     received: local(parse_ts(&i.received_at)),
                 })
                 .collect(),
+            failed: d
+                .failed
+                .iter()
+                .map(|f| DigestFailed {
+                    recipient: f.recipient.clone(),
+                    kind: f.kind.clone(),
+                    error: f.error.clone(),
+                    at: local(f.at),
+                })
+                .collect(),
             confirmed: count(Status::Confirmed),
             people: d
                 .all
@@ -1015,6 +1036,7 @@ fn sample_digest(conference: &Conference, now: DateTime<Utc>) -> DigestData {
             received_at: crate::storage::ts(now),
             conference: Some(conference.id.clone()),
         }],
+        failed: vec![],
         all: vec![reg],
     }
 }

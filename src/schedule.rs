@@ -303,9 +303,13 @@ async fn digest_one(
         new: app.store.registered_between(&conf.id, from, fire).await?,
         ended: app.store.ended_between(&conf.id, from, fire).await?,
         review: app.store.review_items_for(&conf.id).await?,
+        failed: app.store.failed_between(&conf.id, from, fire).await?,
         all: app.store.registrations(&conf.id, true).await?,
     };
-    let empty = data.new.is_empty() && data.ended.is_empty() && data.review.is_empty();
+    let empty = data.new.is_empty()
+        && data.ended.is_empty()
+        && data.review.is_empty()
+        && data.failed.is_empty();
     let mut mails = Vec::new();
     if !empty {
         let current: Vec<_> = data

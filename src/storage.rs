@@ -19,7 +19,7 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use crate::config::{Conference, Language};
 
 mod notify;
-pub use notify::{Ended, OptInRequest};
+pub use notify::{Ended, FailedMail, OptInRequest};
 
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -457,9 +457,13 @@ impl Store {
         undeliverable: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?")
-            .bind(error)
-            .bind(id)
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ?
+             WHERE id = ?",
+        )
+        .bind(error)
+        .bind(ts(Utc::now()))
+        .bind(id)
             .execute(&mut *tx.tx)
             .await
             .context("marking a mail as failed")?;

@@ -105,6 +105,12 @@ fn render_kind(r: &Renderer, conf: &Conference, kind: Kind, lang: Language) -> R
                     received_at: "2027-09-05T10:02:00Z".into(),
                     conference: None,
                 }],
+                failed: vec![crate::storage::FailedMail {
+                    recipient: "gone@example.com".into(),
+                    kind: "confirmation".into(),
+                    error: "127.0.0.1:25: permanent error (550): 5.1.1 User unknown".into(),
+                    at: utc("2027-09-05T12:00:00Z"),
+                }],
                 all: vec![reg.clone()],
             };
             d.all.push(d.ended[0].registration.clone());

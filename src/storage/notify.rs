@@ -93,6 +93,35 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// Mails of `conference` that failed for good in [from, until).
+    pub async fn failed_between(
+        &self,
+        conference: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<FailedMail>> {
+        let rows = sqlx::query(
+            "SELECT recipient, kind, COALESCE(last_error, '') AS last_error, failed_at FROM outbox
+             WHERE conference_id = ? AND state = 'failed' AND failed_at >= ? AND failed_at < ?
+             ORDER BY failed_at, id",
+        )
+        .bind(conference)
+        .bind(ts(from))
+        .bind(ts(until))
+        .fetch_all(&self.pool)
+        .await
+        .context("reading failed mail")?;
+        Ok(rows
+            .iter()
+            .map(|r| FailedMail {
+                recipient: r.get("recipient"),
+                kind: r.get("kind"),
+                error: r.get("last_error"),
+                at: parse_ts(r.get("failed_at")),
+            })
+            .collect())
+    }
+
     /// Open review items that belong to `conference` or to no conference yet.
     pub async fn review_items_for(&self, conference: &str) -> anyhow::Result<Vec<ReviewItem>> {
         Ok(self
@@ -355,4 +384,13 @@ mod tests {
             }
         }
     }
+}
+
+/// A mail that could not be delivered, for the digest.
+#[derive(Debug, Clone)]
+pub struct FailedMail {
+    pub recipient: String,
+    pub kind: String,
+    pub error: String,
+    pub at: DateTime<Utc>,
 }

@@ -857,3 +857,46 @@ fn conference_template_override_is_used() {
     // An unused CONFERENCES constant would otherwise go stale unnoticed.
     assert!(CONFERENCES.contains("miko-2027"));
 }
+
+/// A confirmation refused with 5xx shows up in the organizers' next digest.
+#[test]
+fn digest_lists_mail_that_failed_for_good() {
+    let dovecot = Dovecot::start();
+    let mut sink = SmtpSink::start_with_args(&["-f", "RCPT", "-B", "550 5.1.1 User unknown"]);
+    let app = Rsvpd::with_config(
+        &dovecot,
+        &sink,
+        "",
+        r#"
+[[conference]]
+id = "miko-2027"
+title = "Vierte Migrationskonferenz"
+aliases = ["Migrationskonferenz"]
+starts = "2027-10-15T13:30"
+ends = "2027-10-15T19:30"
+organizers = ["orga@example.org"]
+[[conference.digest]]
+cron = "0 0 8 * * Mon-Fri"
+"#,
+    );
+    ok_at(&app, "2027-09-06 05:00:00", &["run", "--once"]);
+    dovecot.deliver(
+        MAILBOX,
+        &registration("Kein Postfach", "gone@example.com", "gone-1@example.com"),
+    );
+    ok_at(&app, "2027-09-06 05:30:00", &["run", "--once"]);
+    assert_eq!(outbox_kinds(&app, "confirmation")[0]["state"], "failed");
+
+    sink.restart_with_args(&[]);
+    ok_at(&app, "2027-09-06 06:00:01", &["run", "--once"]);
+    let sent = sink.wait_for(1, WAIT);
+    let digest = with_subject(&sent, "Anmeldungen Vierte Migrationskonferenz");
+    assert_eq!(digest.len(), 1, "{sent:#?}");
+    let text = parse(&digest[0])
+        .body_text(0)
+        .unwrap_or_default()
+        .into_owned();
+    assert!(text.contains("Nicht zustellbar (1)"), "{text}");
+    assert!(text.contains("gone@example.com (confirmation"), "{text}");
+    assert!(text.contains("User unknown"), "{text}");
+}
