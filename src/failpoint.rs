@@ -15,3 +15,15 @@ pub fn failpoint(name: &str) {
     #[cfg(not(debug_assertions))]
     let _ = name;
 }
+
+/// Panic here if `RSVPD_FAILPOINT` names this point (debug builds only), to
+/// prove that a panic while handling one mail is caught.
+#[inline]
+pub fn panic_point(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("RSVPD_FAILPOINT").is_ok_and(|v| v == name) {
+        panic!("failpoint {name} reached");
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}

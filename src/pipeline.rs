@@ -87,6 +87,7 @@ impl App {
             default_language: self.config.defaults.language,
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::failpoint::panic_point("understand-panic");
             understand::understand(raw, &ctx)
         }));
         Ok(result.unwrap_or_else(|panic| {

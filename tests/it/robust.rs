@@ -309,3 +309,85 @@ fn hostile_mail_is_filed_with_an_outcome_and_never_stops_the_daemon() {
         assert!(!name.contains('\0') && !name.contains('\n'), "{name:?}");
     }
 }
+
+/// A panic while one mail is being read is caught: that mail goes to review
+/// with the reason, the daemon goes on.
+#[test]
+fn a_panic_while_reading_a_mail_sends_it_to_review() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Ana Lima",
+            "ana@example.com",
+            MAILBOX,
+            "Anmeldung Migrationskonferenz",
+            "panic-1@example.com",
+            "Ich melde mich an.",
+        ),
+    );
+    let out = app
+        .command()
+        .env("RSVPD_FAILPOINT", "understand-panic")
+        .args(["run", "--once"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let review = app.review();
+    assert_eq!(review.len(), 1);
+    let reason = review[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("internal error") && reason.contains("failpoint"),
+        "{reason}"
+    );
+    assert_eq!(dovecot.list_folder(MAILBOX, "rsvpd.review").len(), 1);
+    // An organizer can still assign it, and the attendee gets the answer.
+    let id = review[0]["id"].as_i64().expect("id").to_string();
+    app.ok(&["review", "assign", &id, "miko-2027"]);
+    app.run_once();
+    assert_eq!(
+        sink.wait_for(1, WAIT)[0].rcpt_to,
+        vec!["ana@example.com".to_string()]
+    );
+}
+
+/// A DSN marks the address undeliverable and is never answered.
+#[test]
+fn a_bounce_marks_the_address_and_gets_no_answer() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    let dsn = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/bounce-postfix-dsn.eml"
+    ))
+    .expect("corpus");
+    dovecot.deliver_from("", MAILBOX, &dsn);
+    app.run_once();
+    let marked = crate::app::query(&app.db_path(), "SELECT email FROM undeliverable");
+    assert_eq!(marked.trim(), "m.mustermann@example.net");
+    assert_eq!(app.inbound()[0].1, "ignored");
+    assert!(app.outbox().is_empty());
+    // The person registers later from that address: recorded, but not written to.
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Max Mustermann",
+            "m.mustermann@example.net",
+            MAILBOX,
+            "Anmeldung Migrationskonferenz",
+            "mm-1@example.net",
+            "Ich melde mich an.",
+        ),
+    );
+    app.run_once();
+    assert_eq!(app.attendees("miko-2027", false).len(), 1);
+    assert!(app.outbox().is_empty());
+    assert!(sink.messages().is_empty());
+}
