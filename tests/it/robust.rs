@@ -391,3 +391,76 @@ fn a_bounce_marks_the_address_and_gets_no_answer() {
     assert!(app.outbox().is_empty());
     assert!(sink.messages().is_empty());
 }
+
+/// Unmounts the small file system of the disk-full test, whatever happens.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// With the database's disk full, a mail is not marked processed; once there
+/// is room again it is recorded.
+#[test]
+fn a_full_disk_fails_clearly_and_loses_nothing() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    let db_dir = app.dir.path().join("db");
+    std::fs::create_dir_all(&db_dir).expect("mkdir");
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&db_dir)
+        .status()
+        .expect("mount");
+    assert!(
+        status.success(),
+        "mounting a small tmpfs needs root (CI runs as root)"
+    );
+    let _mount = Mount(db_dir.clone());
+    let text = std::fs::read_to_string(&app.config).expect("config");
+    std::fs::write(
+        &app.config,
+        text.replace("sqlite://rsvpd.db", "sqlite://db/rsvpd.db"),
+    )
+    .expect("write");
+    app.ok(&["conferences"]);
+
+    // Fill the disk to the last byte.
+    let filler = db_dir.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Ole Berg",
+            "ole@example.com",
+            MAILBOX,
+            "Anmeldung Migrationskonferenz",
+            "full-1@example.com",
+            &"Ich melde mich an. ".repeat(400),
+        ),
+    );
+    let out = app.output(&["run", "--once"]);
+    assert!(!out.status.success(), "must fail with the disk full");
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("full") || err.contains("disk"), "{err}");
+    assert_eq!(
+        dovecot.list_folder(MAILBOX, "INBOX").len(),
+        1,
+        "the mail stays in the inbox"
+    );
+
+    std::fs::remove_file(&filler).expect("free the disk");
+    app.run_once();
+    assert_eq!(app.attendees("miko-2027", false).len(), 1);
+    assert!(dovecot.list_folder(MAILBOX, "INBOX").is_empty());
+    assert_eq!(sink.wait_for(1, WAIT).len(), 1);
+}
