@@ -274,6 +274,18 @@ impl Daemon {
         None
     }
 
+    /// Send `sig` (SIGTERM, SIGINT) and insist on exit 0 within 10 s.
+    pub fn stop_cleanly(&mut self, sig: i32) {
+        self.signal(sig);
+        let status = self.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| {
+            panic!(
+                "rsvpd did not stop within 10 s of signal {sig}:\n{}",
+                self.log()
+            )
+        });
+        assert!(status.success(), "exit status {status}:\n{}", self.log());
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

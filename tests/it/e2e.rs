@@ -247,16 +247,7 @@ fn daemon_answers_pushed_mail_and_stops_cleanly_on_sigterm() {
     let sent = sink.wait_for(1, WAIT);
     assert_eq!(sent[0].rcpt_to, vec!["omar@example.com".to_string()]);
 
-    daemon.signal(libc::SIGTERM);
-    let status = daemon
-        .wait_exit(Duration::from_secs(10))
-        .unwrap_or_else(|| {
-            panic!(
-                "rsvpd did not stop within 10 s of SIGTERM:\n{}",
-                daemon.log()
-            )
-        });
-    assert!(status.success(), "exit status {status}:\n{}", daemon.log());
+    daemon.stop_cleanly(libc::SIGTERM);
     assert_eq!(app.attendees("miko-2027", false).len(), 1);
 }
 
@@ -266,16 +257,7 @@ fn sigint_stops_the_daemon_too() {
     let app = Rsvpd::new(&dovecot, &sink);
     let mut daemon = app.spawn();
     dovecot.wait_for_folder(MAILBOX, "rsvpd.processed", 0, WAIT);
-    daemon.signal(libc::SIGINT);
-    let status = daemon
-        .wait_exit(Duration::from_secs(10))
-        .unwrap_or_else(|| {
-            panic!(
-                "rsvpd did not stop within 10 s of SIGINT:\n{}",
-                daemon.log()
-            )
-        });
-    assert!(status.success(), "exit status {status}:\n{}", daemon.log());
+    daemon.stop_cleanly(libc::SIGINT);
 }
 
 #[test]

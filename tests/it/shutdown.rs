@@ -10,19 +10,6 @@ use crate::support::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn term_and_expect_clean_exit(daemon: &mut crate::app::Daemon) {
-    daemon.signal(libc::SIGTERM);
-    let status = daemon
-        .wait_exit(Duration::from_secs(10))
-        .unwrap_or_else(|| {
-            panic!(
-                "rsvpd did not stop within 10 s of SIGTERM:\n{}",
-                daemon.log()
-            )
-        });
-    assert!(status.success(), "exit status {status}:\n{}", daemon.log());
-}
-
 #[test]
 fn sigterm_while_the_smtp_server_hangs_exits_and_keeps_the_mail_queued() {
     let dovecot = Dovecot::start();
@@ -52,7 +39,7 @@ fn sigterm_while_the_smtp_server_hangs_exits_and_keeps_the_mail_queued() {
         || daemon.log(),
     );
     std::thread::sleep(Duration::from_millis(500));
-    term_and_expect_clean_exit(&mut daemon);
+    daemon.stop_cleanly(libc::SIGTERM);
     assert_eq!(
         app.outbox()[0]["state"],
         "queued",
@@ -83,7 +70,7 @@ fn sigterm_while_reconnecting_to_a_dead_imap_server_exits_at_once() {
         || daemon.log().contains("mailbox step failed").then_some(()),
         || daemon.log(),
     );
-    term_and_expect_clean_exit(&mut daemon);
+    daemon.stop_cleanly(libc::SIGTERM);
 }
 
 #[test]
@@ -111,7 +98,7 @@ fn sigterm_while_a_backlog_is_worked_through_finishes_the_message_in_hand() {
         || (!sink.messages().is_empty()).then_some(()),
         || daemon.log(),
     );
-    term_and_expect_clean_exit(&mut daemon);
+    daemon.stop_cleanly(libc::SIGTERM);
     // Whatever was recorded was also filed away; the rest waits in the inbox.
     let recorded = app.inbound().len();
     let processed = dovecot.list_folder(MAILBOX, "rsvpd.processed").len();
