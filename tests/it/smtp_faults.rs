@@ -162,3 +162,48 @@ fn a_pooled_connection_closed_by_the_server_is_replaced() {
             .is_some_and(|s| s.success())
     );
 }
+
+/// `max_per_minute` holds against a real server: of five answers, the fourth
+/// leaves no earlier than a minute after the first (read from the outbox's own
+/// send times, not from a stopwatch).
+#[test]
+fn max_per_minute_is_respected() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    let text = std::fs::read_to_string(&app.config).expect("config");
+    std::fs::write(
+        &app.config,
+        text.replace("max_per_minute = 1000", "max_per_minute = 3"),
+    )
+    .expect("write");
+    for i in 0..5 {
+        dovecot.deliver(
+            MAILBOX,
+            &registration(
+                &format!("rate{i}@example.com"),
+                &format!("rate-{i}@example.com"),
+            ),
+        );
+    }
+    let mut daemon = app.spawn();
+    let sent = sink.wait_for(5, Duration::from_secs(150));
+    assert_eq!(sent.len(), 5);
+    daemon.stop_cleanly(libc::SIGTERM);
+    let mut times: Vec<chrono::DateTime<chrono::Utc>> = app
+        .outbox()
+        .iter()
+        .map(|o| {
+            let t = o["sent_at"].as_str().expect("sent");
+            chrono::DateTime::parse_from_rfc3339(t)
+                .expect("time")
+                .with_timezone(&chrono::Utc)
+        })
+        .collect();
+    times.sort();
+    assert!(
+        times[3] - times[0] >= chrono::Duration::seconds(59),
+        "the 4th mail left {}s after the 1st",
+        (times[3] - times[0]).num_seconds()
+    );
+}
