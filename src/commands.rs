@@ -562,6 +562,27 @@ pub async fn send(
     Ok(())
 }
 
+pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::open(&config.database.sqlite_path).await?;
+    let data = store.person(email).await?;
+    store.close().await;
+    print_json(&data)
+}
+
+pub async fn forget(path: &Path, email: &str) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::open(&config.database.sqlite_path).await?;
+    let erased = store.forget(email).await?;
+    store.close().await;
+    println!(
+        "{email}: erased {} registration(s), {} received and {} sent mail(s); \
+         mail still in the mailbox folders is not touched — delete it there if it must go too",
+        erased.registrations, erased.messages_received, erased.messages_sent
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_mbox;

@@ -36,6 +36,9 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let scheduled = schedule::drain(&app, chrono::Utc::now())
         .await
         .context("running the due schedules")?;
+    crate::privacy::purge_due(&app, chrono::Utc::now())
+        .await
+        .context("purging personal data after the retention time")?;
     let mut sent = 0;
     loop {
         match outbox::step(&app, &transport).await? {
@@ -284,6 +287,13 @@ async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Recei
 /// sleep itself runs on the monotonic clock.
 const SCHEDULE_RECHECK: Duration = Duration::from_secs(15 * 60);
 
+/// The retention purge rides on the schedule loop's idle moments.
+async fn purge(app: &App) {
+    if let Err(e) = crate::privacy::purge_due(app, chrono::Utc::now()).await {
+        error!(error = %format!("{e:#}"), "purging personal data failed; trying again later");
+    }
+}
+
 async fn schedule_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
     while !*stop.borrow() {
@@ -294,13 +304,17 @@ async fn schedule_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             }
             Ok(schedule::Step::Idle(Some(at))) => {
                 failures = 0;
+                purge(&app).await;
                 // Wake at the due second, not before: a reminder must not leave early.
                 (at - chrono::Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
                     .clamp(Duration::from_millis(10), SCHEDULE_RECHECK)
             }
-            Ok(schedule::Step::Idle(None)) => SCHEDULE_RECHECK,
+            Ok(schedule::Step::Idle(None)) => {
+                purge(&app).await;
+                SCHEDULE_RECHECK
+            }
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);

@@ -19,6 +19,7 @@ pub mod mask;
 pub mod outbox;
 pub mod output;
 pub mod pipeline;
+pub mod privacy;
 pub mod register;
 pub mod schedule;
 pub mod storage;

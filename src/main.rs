@@ -109,6 +109,10 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Everything stored about an address, as JSON (DSGVO Art. 15)
+    Person { email: String },
+    /// Erase everything stored about an address (DSGVO Art. 17)
+    Forget { email: String },
     /// Print a commented example config
     DefaultConfig,
 }
@@ -214,6 +218,8 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Person { email } => commands::person(&path, &email).await,
+            Command::Forget { email } => commands::forget(&path, &email).await,
             Command::DefaultConfig => commands::default_config(),
         }
     });

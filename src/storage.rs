@@ -19,7 +19,9 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use crate::config::{Conference, Language};
 
 mod notify;
+mod privacy;
 pub use notify::{Ended, FailedMail, OptInRequest};
+pub use privacy::{Erased, PersonData};
 
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

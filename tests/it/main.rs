@@ -8,6 +8,7 @@ mod e2e;
 mod harness;
 mod imap_faults;
 mod notify;
+mod privacy;
 mod robust;
 mod shutdown;
 mod smtp_faults;
