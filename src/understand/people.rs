@@ -618,12 +618,35 @@ pub fn signoff(own: &str, signature: &str) -> Signoff {
     if out.org.is_none()
         && let Some(last) = lines.iter().rev().find(|l| !l.is_empty())
         && lines.iter().filter(|l| !l.is_empty()).count() > 1
-        && looks_like_org(last)
     {
         // "…teilnehmen.\nDITIB Moscheegemeinde Example": the sender's organisation.
-        out.org = Some(one_line(last));
+        out.org = org_of_line(last);
     }
     out
+}
+
+/// The organisation a line names: the line itself, or the part in brackets of
+/// "Beste Grüße, Sabine Kraus (Nachbarschaftsinitiative Linden-Süd)".
+fn org_of_line(line: &str) -> Option<String> {
+    if let Some((_, rest)) = line.split_once('(')
+        && let Some((inner, _)) = rest.split_once(')')
+        && looks_like_org(inner)
+    {
+        return Some(one_line(inner));
+    }
+    let closing = [
+        "gruss", "gruesse", "regards", "wishes", "mfg", "lg", "vg", "cheers",
+    ];
+    if line.contains('(')
+        || closing.iter().any(|c| {
+            fold(line)
+                .split_whitespace()
+                .any(|w| w.trim_matches(',') == *c)
+        })
+    {
+        return None;
+    }
+    looks_like_org(line).then(|| one_line(line))
 }
 
 fn split_name_org(l: &str) -> (Option<String>, Option<String>) {

@@ -126,7 +126,36 @@ pub fn forms(c: &ConferenceRef) -> Vec<Vec<String>> {
             add(t);
         }
     }
+    // English writers translate the German compound: "Migrationskonferenz" →
+    // "migration conference", "Fishbowl-Diskussion" → "fishbowl discussion".
+    let german = out.clone();
+    for f in german {
+        let english: Vec<String> = f.iter().flat_map(|t| english_tokens(t)).collect();
+        if english != f && !out.contains(&english) {
+            out.push(english);
+        }
+    }
     out
+}
+
+fn english_tokens(token: &str) -> Vec<String> {
+    for (de, en) in [
+        ("konferenz", "conference"),
+        ("diskussion", "discussion"),
+        ("tagung", "conference"),
+    ] {
+        if token == de {
+            return vec![en.to_string()];
+        }
+        if let Some(stem) = token.strip_suffix(de)
+            && stem.chars().count() >= 3
+        {
+            // The linking "s" of German compounds: "Migrations|konferenz".
+            let stem = stem.strip_suffix('s').unwrap_or(stem);
+            return vec![stem.to_string(), en.to_string()];
+        }
+    }
+    vec![token.to_string()]
 }
 
 /// Conferences named in a text, by id/title/alias; a form that fits several
