@@ -919,10 +919,28 @@ static BRING_NAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Companions and party size from a text (German or English).
+/// "wir kommen mit 4 Personen" names the whole group, the writer included;
+/// "ich komme mit 2 Personen" or "mit 2 Begleitpersonen" names the others.
+fn counts_the_whole_group(folded: &str, at: usize, noun: &str) -> bool {
+    let noun = noun.trim();
+    let generic = ["person", "leute", "teilnehm", "people", "participant"]
+        .iter()
+        .any(|g| noun.starts_with(g))
+        && !noun.starts_with("personen mehr");
+    if !generic {
+        return false;
+    }
+    let start = folded[..at].rfind(['.', '!', '?', '\n']).map_or(0, |i| i + 1);
+    folded[start..at]
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| ["wir", "we", "uns", "us"].contains(&w))
+}
+
 pub fn party(text: &str) -> Party {
     let mut p = Party::default();
     let folded = fold(text);
     let mut extra = 0u32;
+    let mut group_total = 0u32;
     let mut spans: Vec<(usize, usize)> = Vec::new();
     for c in COMPANIONS_N.captures_iter(&folded) {
         if let (Some(m), Some(all)) = (c.get(1), c.get(0)) {
@@ -936,8 +954,13 @@ pub fn party(text: &str) -> Party {
                 {
                     continue;
                 }
-                extra += n;
                 spans.push((all.start(), all.end()));
+                // "wir möchten mit 4 Personen teilnehmen": a group counts itself.
+                if counts_the_whole_group(&folded, all.start(), &folded[m.end()..all.end()]) {
+                    group_total = group_total.max(n);
+                } else {
+                    extra += n;
+                }
             }
         }
     }
@@ -984,6 +1007,9 @@ pub fn party(text: &str) -> Party {
         }
     }
     p.extra = extra.min(500);
+    if group_total > 0 {
+        p.total = Some(p.total.unwrap_or(0).max(group_total.min(500)));
+    }
     for m in ALONE.find_iter(&folded) {
         let before = &folded[..m.start()];
         let negated = before.trim_end().ends_with("nicht") || before.trim_end().ends_with("not");
