@@ -339,11 +339,22 @@ fn ordinals_to_numbers(folded: &str) -> String {
 
 fn is_count_noun(after: &str) -> bool {
     let a = after.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let word: String = a.chars().take_while(|c| c.is_alphanumeric()).collect();
+    let rest = a[word.len()..].trim_start();
+    // "Workshop 1 teilnehmen" is the verb; "3 Teilnehmende" is a count.
+    if word.starts_with("teilnehm") {
+        return word != "teilnehmen";
+    }
+    // "14 Uhr", "2 pm", "9 am" are times; "Workshop 1 am Nachmittag" is not.
+    match word.as_str() {
+        "uhr" | "pm" | "h" => return true,
+        "am" => return !rest.starts_with(|c: char| c.is_alphabetic()),
+        _ => {}
+    }
     [
         "person",
         "leute",
         "kolleg",
-        "teilnehm",
         "people",
         "colleague",
         "guest",
@@ -353,13 +364,9 @@ fn is_count_noun(after: &str) -> bool {
         "plaetze",
         "seats",
         "tickets",
-        "uhr",
-        "pm",
-        "am",
-        "h",
     ]
     .iter()
-    .any(|w| a.starts_with(w))
+    .any(|w| word.starts_with(w))
 }
 
 /// Index of the token that starts at or after byte `offset` of a folded string.

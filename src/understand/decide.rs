@@ -622,13 +622,17 @@ fn attendees(
     }
 
     // Text outside list lines: choices stated for everyone.
+    // Text outside what names the listed people: choices stated for everyone.
+    // Sentences, not lines: "… meldet Frau Demir (…) an. Sie möchte in WS 1."
+    // may be one line.
     let general: String = if listed.is_empty() {
         speaker.own.clone()
     } else {
         speaker
             .own
             .lines()
-            .filter(|l| !listed.iter().any(|p| l.contains(&p.name)))
+            .flat_map(text::sentences)
+            .filter(|s| !listed.iter().any(|p| s.contains(&p.name)))
             .collect::<Vec<_>>()
             .join("\n")
     };

@@ -58,7 +58,7 @@ static CANCEL: LazyLock<Regex> = LazyLock::new(|| {
 
 static REGISTER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"\banmeld|\banzumelden|\bmelde\b[^.!?\n]{0,80}\ban\b|\bmelden\b[^.!?\n]{0,80}\ban\b|\bteilnehm|\bnehme\b[^.!?\n]{0,80}\bteil\b|\bnehmen\b[^.!?\n]{0,80}\bteil\b|\bteilzunehmen|\bteilnahme|\bdabei sein\b|\bdabeisein|\bbin dabei|\bsind dabei|\bkomme\b|\bkommen\b|\bvorbeikommen|\bvorbeischauen|\bregistr|\bregister|\bsign (?:me |us )?up|\battend|\bparticip|\binscri|\bjoin\b|\breserv|\bplatz\b|\bplaetze\b|\bbesuchen\b|\bmitmachen|\bcount (?:me|us) in|\bi'?ll be there|\b(?:want|wish|plan|hope|going|intend) to (?:come|attend|join|participate|be there|register)|\b(?:i|we)(?:'m| am|'re| are| will be) coming\b|\b(?:i|we)(?:'ll| will) (?:come|attend|join)\b|\bcome to the\b|\bwe'?ll be there|\bwould like to come|\bkayit|\bkatilmak|\bzapis|\bzglasz",
+        r"\banmeld|\banzumelden|\bmelde\b(?:[^.!?\n]|\.\S){0,120}\ban\b|\bmelden\b(?:[^.!?\n]|\.\S){0,120}\ban\b|\bteilnehm|\bnehme\b(?:[^.!?\n]|\.\S){0,120}\bteil\b|\bnehmen\b(?:[^.!?\n]|\.\S){0,120}\bteil\b|\bteilzunehmen|\bteilnahme|\bdabei sein\b|\bdabeisein|\bbin dabei|\bsind dabei|\bkomme\b|\bkommen\b|\bvorbeikommen|\bvorbeischauen|\bregistr|\bregister|\bsign (?:me |us )?up|\battend|\bparticip|\binscri|\bjoin\b|\breserv|\bplatz\b|\bplaetze\b|\bbesuchen\b|\bmitmachen|\bcount (?:me|us) in|\bi'?ll be there|\b(?:want|wish|plan|hope|going|intend) to (?:come|attend|join|participate|be there|register)|\b(?:i|we)(?:'m| am|'re| are| will be) coming\b|\b(?:i|we)(?:'ll| will) (?:come|attend|join)\b|\bcome to the\b|\bwe'?ll be there|\bwould like to come|\bkayit|\bkatilmak|\bzapis|\bzglasz",
     )
     .expect("regex")
 });

@@ -930,7 +930,9 @@ fn counts_the_whole_group(folded: &str, at: usize, noun: &str) -> bool {
     if !generic {
         return false;
     }
-    let start = folded[..at].rfind(['.', '!', '?', '\n']).map_or(0, |i| i + 1);
+    let start = folded[..at]
+        .rfind(['.', '!', '?', '\n'])
+        .map_or(0, |i| i + 1);
     folded[start..at]
         .split(|c: char| !c.is_alphanumeric())
         .any(|w| ["wir", "we", "uns", "us"].contains(&w))
