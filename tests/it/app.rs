@@ -316,3 +316,35 @@ pub fn mail(
     )
     .into_bytes()
 }
+
+/// A private Dovecot and smtp-sink for one test.
+pub fn servers() -> (Dovecot, SmtpSink) {
+    (Dovecot::start(), SmtpSink::start())
+}
+
+/// A plain registration for the Migrationskonferenz.
+pub fn registration(name: &str, addr: &str, id: &str) -> Vec<u8> {
+    mail(
+        name,
+        addr,
+        MAILBOX,
+        "Anmeldung zur Migrationskonferenz",
+        id,
+        "Sehr geehrte Damen und Herren,\r\n\r\nhiermit melde ich mich zur Migrationskonferenz an.\r\n\r\nMit freundlichen Grüßen\r\n",
+    )
+}
+
+/// Wait at most `limit` until smtp-sink got a mail for `who`.
+pub fn wait_answered(sink: &SmtpSink, who: &str, limit: Duration, log: impl Fn() -> String) {
+    crate::support::wait_until(
+        limit,
+        &format!("a mail to {who}"),
+        || {
+            sink.messages()
+                .iter()
+                .any(|m| m.rcpt_to == [who])
+                .then_some(())
+        },
+        log,
+    );
+}

@@ -3,26 +3,9 @@
 
 use std::time::Duration;
 
-use crate::app::{MAILBOX, Rsvpd, mail};
-use crate::support::dovecot::Dovecot;
-use crate::support::smtp_sink::SmtpSink;
+use crate::app::{MAILBOX, Rsvpd, mail, registration, servers};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn servers() -> (Dovecot, SmtpSink) {
-    (Dovecot::start(), SmtpSink::start())
-}
-
-fn registration(name: &str, addr: &str, id: &str) -> Vec<u8> {
-    mail(
-        name,
-        addr,
-        MAILBOX,
-        "Anmeldung zur Migrationskonferenz",
-        id,
-        "Sehr geehrte Damen und Herren,\r\n\r\nhiermit melde ich mich zur Migrationskonferenz an.\r\n\r\nMit freundlichen Grüßen\r\n",
-    )
-}
 
 #[test]
 fn registration_over_imap_is_recorded_and_confirmed_over_smtp() {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::app::{CONFERENCES, MAILBOX, Rsvpd, mail};
+use crate::app::{CONFERENCES, MAILBOX, Rsvpd, mail, wait_answered};
 use crate::support::dovecot::Dovecot;
 use crate::support::proxy::Proxy;
 use crate::support::smtp_sink::SmtpSink;
@@ -48,20 +48,6 @@ fn wait_ready(dovecot: &Dovecot, daemon: &crate::app::Daemon) {
     );
 }
 
-fn wait_answered(sink: &SmtpSink, who: &str, log: impl Fn() -> String) {
-    wait_until(
-        WAIT,
-        &format!("a confirmation to {who}"),
-        || {
-            sink.messages()
-                .iter()
-                .any(|m| m.rcpt_to == [who])
-                .then_some(())
-        },
-        log,
-    );
-}
-
 #[test]
 fn dovecot_restarting_mid_session_is_survived() {
     let mut dovecot = Dovecot::start();
@@ -70,11 +56,11 @@ fn dovecot_restarting_mid_session_is_survived() {
     let daemon = app.spawn();
     wait_ready(&dovecot, &daemon);
     dovecot.deliver(MAILBOX, &registration(1));
-    wait_answered(&sink, "p1@example.com", || daemon.log());
+    wait_answered(&sink, "p1@example.com", WAIT, || daemon.log());
 
     dovecot.restart();
     dovecot.deliver(MAILBOX, &registration(2));
-    wait_answered(&sink, "p2@example.com", || daemon.log());
+    wait_answered(&sink, "p2@example.com", WAIT, || daemon.log());
     assert_eq!(app.attendees("miko-2027", false).len(), 2);
 }
 
@@ -91,7 +77,7 @@ fn reconnects_never_hold_two_sessions_at_once() {
         dovecot.kill();
         dovecot.restart();
         dovecot.deliver(MAILBOX, &registration(i));
-        wait_answered(&sink, &format!("p{i}@example.com"), || daemon.log());
+        wait_answered(&sink, &format!("p{i}@example.com"), WAIT, || daemon.log());
     }
     assert!(proxy.accepted() >= 4, "it reconnected after each restart");
     assert_eq!(proxy.max_open(), 1, "never two sessions at once");
@@ -109,7 +95,7 @@ fn a_connection_gone_silent_during_idle_is_noticed_and_replaced() {
 
     proxy.freeze();
     dovecot.deliver(MAILBOX, &registration(1));
-    wait_answered(&sink, "p1@example.com", || daemon.log());
+    wait_answered(&sink, "p1@example.com", WAIT, || daemon.log());
     assert!(proxy.accepted() > before, "rsvpd reconnected");
     assert_eq!(app.attendees("miko-2027", false).len(), 1);
 }
@@ -266,7 +252,7 @@ fn other_clients_changing_the_folder_meanwhile_do_not_confuse_rsvpd() {
     }
     std::thread::sleep(Duration::from_millis(1500));
     dovecot.deliver(MAILBOX, &registration(7));
-    wait_answered(&sink, "p7@example.com", || daemon.log());
+    wait_answered(&sink, "p7@example.com", WAIT, || daemon.log());
     let inbound = app.inbound();
     assert_eq!(inbound.len(), 4, "{inbound:?}");
 }

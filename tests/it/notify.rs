@@ -10,15 +10,11 @@ use std::time::Duration;
 
 use mail_parser::MimeHeaders as _;
 
-use crate::app::{CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, query};
+use crate::app::{CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, query, registration, servers};
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::{SinkMessage, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn servers() -> (Dovecot, SmtpSink) {
-    (Dovecot::start(), SmtpSink::start())
-}
 
 /// rsvpd with `args`, its clock starting at `at` (UTC, "YYYY-MM-DD HH:MM:SS") and running on.
 fn faked(app: &Rsvpd, at: &str, args: &[&str]) -> Command {
@@ -167,17 +163,6 @@ organizers = ["orga@example.org"]
 before = "1d"
 at = "09:00"
 "#;
-
-fn registration(name: &str, addr: &str, id: &str) -> Vec<u8> {
-    mail(
-        name,
-        addr,
-        MAILBOX,
-        "Anmeldung zur Migrationskonferenz",
-        id,
-        "Sehr geehrte Damen und Herren,\r\n\r\nhiermit melde ich mich zur Migrationskonferenz an.\r\n\r\nMit freundlichen Grüßen\r\n",
-    )
-}
 
 /// The daemon sleeps until 09:00 Berlin the day before, sends the reminder
 /// then (threaded to the registration, auto-generated, with the invite), and

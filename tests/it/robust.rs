@@ -273,25 +273,10 @@ fn hostile_mail_is_filed_with_an_outcome_and_never_stops_the_daemon() {
         ),
     );
     let mut daemon = app.spawn();
-    crate::support::wait_until(
-        Duration::from_secs(120),
-        "the registration behind the hostile mails answered",
-        || {
-            sink.messages()
-                .iter()
-                .any(|m| m.rcpt_to == ["ana@example.com"])
-                .then_some(())
-        },
-        || daemon.log(),
-    );
-    daemon.signal(libc::SIGTERM);
-    assert!(
-        daemon
-            .wait_exit(Duration::from_secs(10))
-            .is_some_and(|s| s.success()),
-        "{}",
+    crate::app::wait_answered(&sink, "ana@example.com", Duration::from_secs(120), || {
         daemon.log()
-    );
+    });
+    daemon.stop_cleanly(libc::SIGTERM);
     let inbound = app.inbound();
     assert_eq!(inbound.len(), hostile.len() + 1, "{inbound:?}");
     for (id, outcome, _) in &inbound {

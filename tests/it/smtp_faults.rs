@@ -144,23 +144,13 @@ fn a_pooled_connection_closed_by_the_server_is_replaced() {
         MAILBOX,
         &registration("second@example.com", "pool-2@example.com"),
     );
-    crate::support::wait_until(
+    crate::app::wait_answered(
+        &sink,
+        "second@example.com",
         Duration::from_secs(120),
-        "the second confirmation",
-        || {
-            sink.messages()
-                .iter()
-                .any(|m| m.rcpt_to == ["second@example.com"])
-                .then_some(())
-        },
         || daemon.log(),
     );
-    daemon.signal(libc::SIGTERM);
-    assert!(
-        daemon
-            .wait_exit(Duration::from_secs(10))
-            .is_some_and(|s| s.success())
-    );
+    daemon.stop_cleanly(libc::SIGTERM);
 }
 
 /// `max_per_minute` holds against a real server: of five answers, the fourth
