@@ -975,28 +975,13 @@ pub fn party(text: &str) -> Party {
             spans.push((all.start(), all.end()));
         }
     }
-    for c in COMPANION_ONE.captures_iter(&folded) {
-        if let Some(all) = c.get(0)
-            && !spans.iter().any(|&(s, e)| all.start() < e && s < all.end())
-        {
-            extra += 1;
-            spans.push((all.start(), all.end()));
-        }
-    }
-    for c in COMPANION_AND_ME.captures_iter(&folded) {
-        if let Some(all) = c.get(0)
-            && !spans.iter().any(|&(s, e)| all.start() < e && s < all.end())
-        {
-            extra += 1;
-            spans.push((all.start(), all.end()));
-        }
-    }
-    for c in COMPANION_TOO.captures_iter(&folded) {
-        if let Some(all) = c.get(0)
-            && !spans.iter().any(|&(s, e)| all.start() < e && s < all.end())
-        {
-            extra += 1;
-            spans.push((all.start(), all.end()));
+    // Each of these names one companion, unless an earlier pattern already counted that text.
+    for pattern in [&*COMPANION_ONE, &*COMPANION_AND_ME, &*COMPANION_TOO] {
+        for all in pattern.find_iter(&folded) {
+            if !spans.iter().any(|&(s, e)| all.start() < e && s < all.end()) {
+                extra += 1;
+                spans.push((all.start(), all.end()));
+            }
         }
     }
     for c in COMPANION_COMES.captures_iter(&folded) {
