@@ -20,8 +20,10 @@ use crate::config::{Conference, Language};
 
 mod notify;
 mod privacy;
+mod web;
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use privacy::{Erased, PersonData};
+pub use web::{AuditEntry, Matcher, ReceivedMail, SentMail, StoredSession};
 
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -368,23 +370,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("reading the outbox")?;
-        Ok(rows
-            .iter()
-            .map(|r| OutboxItem {
-                id: r.get("id"),
-                kind: r.get("kind"),
-                conference: r.get("conference_id"),
-                recipient: r.get("recipient"),
-                subject: r.get("subject"),
-                state: r.get("state"),
-                attempts: r.get("attempts"),
-                next_attempt_at: r.get("next_attempt_at"),
-                last_error: r.get("last_error"),
-                created_at: r.get("created_at"),
-                sent_at: r.get("sent_at"),
-                message_id: r.get("message_id"),
-            })
-            .collect())
+        Ok(rows.iter().map(outbox_item_from_row).collect())
     }
 
     /// The next queued message whose time has come.
@@ -513,6 +499,23 @@ impl Store {
     }
 }
 
+fn outbox_item_from_row(r: &sqlx::sqlite::SqliteRow) -> OutboxItem {
+    OutboxItem {
+        id: r.get("id"),
+        kind: r.get("kind"),
+        conference: r.get("conference_id"),
+        recipient: r.get("recipient"),
+        subject: r.get("subject"),
+        state: r.get("state"),
+        attempts: r.get("attempts"),
+        next_attempt_at: r.get("next_attempt_at"),
+        last_error: r.get("last_error"),
+        created_at: r.get("created_at"),
+        sent_at: r.get("sent_at"),
+        message_id: r.get("message_id"),
+    }
+}
+
 fn json_list(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
@@ -593,8 +596,11 @@ impl StoreTx {
         conference: Option<&str>,
     ) -> anyhow::Result<bool> {
         let n = sqlx::query(
-            "UPDATE inbound_messages SET outcome = ?, reason = ?, conference_id = COALESCE(?, conference_id), raw = NULL
-             WHERE id = ? AND outcome = 'review'",
+            // A recorded mail keeps its source (the attendee page shows it);
+            // a dismissed one has no reason to.
+            "UPDATE inbound_messages SET outcome = ?1, reason = ?2, conference_id = COALESCE(?3, conference_id),
+                 raw = CASE WHEN ?1 = 'recorded' THEN raw END
+             WHERE id = ?4 AND outcome = 'review'",
         )
         .bind(outcome)
         .bind(reason)

@@ -9,7 +9,6 @@
 
 use anyhow::Context as _;
 use serde::Serialize;
-use sqlx::Row;
 
 use super::{Registration, Store, registration_from_row};
 
@@ -51,69 +50,30 @@ impl Store {
         let mut registrations = Vec::new();
         for r in &rows {
             let registration = registration_from_row(r);
-            let history = sqlx::query(
-                "SELECT action, source_message_id, actor, detail, at FROM audit WHERE registration_id = ? ORDER BY id",
-            )
-            .bind(registration.id)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the audit trail")?
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "action": a.get::<String, _>("action"),
-                    "message_id": a.get::<Option<String>, _>("source_message_id"),
-                    "by": a.get::<String, _>("actor"),
-                    "detail": serde_json::from_str::<serde_json::Value>(&a.get::<String, _>("detail")).unwrap_or_default(),
-                    "at": a.get::<String, _>("at"),
-                })
-            })
-            .collect();
+            let history = self
+                .audit_trail(registration.id)
+                .await?
+                .into_iter()
+                .map(|a| serde_json::to_value(a).unwrap_or_default())
+                .collect();
             registrations.push(PersonRegistration {
                 conference: registration.conference_id.clone(),
                 registration,
                 history,
             });
         }
-        let messages_received = sqlx::query(
-            "SELECT message_id, subject, received_at, outcome, reason, conference_id FROM inbound_messages
-             WHERE from_addr = ? ORDER BY id",
-        )
-        .bind(&email)
-        .fetch_all(&self.pool)
-        .await
-        .context("reading received mail")?
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "message_id": m.get::<String, _>("message_id"),
-                "subject": m.get::<String, _>("subject"),
-                "received_at": m.get::<String, _>("received_at"),
-                "outcome": m.get::<String, _>("outcome"),
-                "reason": m.get::<Option<String>, _>("reason"),
-                "conference": m.get::<Option<String>, _>("conference_id"),
-            })
-        })
-        .collect();
-        let messages_sent = sqlx::query(
-            "SELECT kind, conference_id, subject, state, created_at, sent_at FROM outbox WHERE recipient = ? ORDER BY id",
-        )
-        .bind(&email)
-        .fetch_all(&self.pool)
-        .await
-        .context("reading sent mail")?
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "kind": m.get::<String, _>("kind"),
-                "conference": m.get::<Option<String>, _>("conference_id"),
-                "subject": m.get::<String, _>("subject"),
-                "state": m.get::<String, _>("state"),
-                "created_at": m.get::<String, _>("created_at"),
-                "sent_at": m.get::<Option<String>, _>("sent_at"),
-            })
-        })
-        .collect();
+        let messages_received = self
+            .mails_received(&email, None)
+            .await?
+            .into_iter()
+            .map(|m| serde_json::to_value(m).unwrap_or_default())
+            .collect();
+        let messages_sent = self
+            .mails_sent(&email, None)
+            .await?
+            .into_iter()
+            .map(|m| serde_json::to_value(m).unwrap_or_default())
+            .collect();
         let undeliverable = sqlx::query_scalar("SELECT reason FROM undeliverable WHERE email = ?")
             .bind(&email)
             .fetch_optional(&self.pool)
