@@ -23,6 +23,27 @@ fn load(path: &Path) -> anyhow::Result<Config> {
     Config::load(path)
 }
 
+/// `rsvpd hash-password`: the password on stdin (one line; the line break is
+/// not part of it) → an argon2id hash for `[[web.user]] password_hash`.
+pub fn hash_password() -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the password from stdin (it must be UTF-8 text)")?;
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
+    if password.is_empty() {
+        bail!(
+            "no password on stdin; type it after `rsvpd hash-password` and press Enter, then Ctrl+D, or pipe it in"
+        );
+    }
+    println!("{}", crate::web::auth::hash_password(password)?);
+    Ok(())
+}
+
 pub fn default_config() -> anyhow::Result<()> {
     print!("{}", config::EXAMPLE);
     Ok(())

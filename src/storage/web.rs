@@ -210,7 +210,7 @@ impl Store {
         &self,
         conference: &str,
         status: Option<Status>,
-        matcher: &dyn Matcher,
+        matcher: &(dyn Matcher + Sync),
     ) -> anyhow::Result<Vec<Registration>> {
         let rows = sqlx::query(
             "SELECT * FROM registrations WHERE conference_id = ?

@@ -1,0 +1,1 @@
+//! Handler tests: the router driven with `oneshot`, over a fresh test `App`.
