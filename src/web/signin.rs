@@ -77,6 +77,7 @@ pub async fn page(
                 companions => r.companions.clone(),
                 organization => r.organization.clone(),
                 party_size => r.party_size,
+                blank => false,
             }
         })
         .collect();
