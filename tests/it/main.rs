@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod crash;
+mod dashboard;
 mod e2e;
 mod harness;
 mod imap_faults;
