@@ -94,10 +94,11 @@ pub async fn page(
         .collect();
     let mut mails_in = Vec::new();
     for m in app.store.mails_received(&reg.email, Some(&conf.id)).await? {
-        let mail = match app.store.inbound_raw(m.id).await? {
-            Some((_, raw)) => Some(understand::readable(&raw)),
-            None => None,
-        };
+        let mail = app
+            .store
+            .inbound_raw(m.id)
+            .await?
+            .map(|(_, raw)| understand::readable(&raw));
         mails_in.push(minijinja::context! {
             at => when(&m.received_at, &conf, lang),
             subject => m.subject, outcome => m.outcome, reason => m.reason,
@@ -115,7 +116,7 @@ pub async fn page(
         mails_out.push(minijinja::context! {
             at => when(&m.created_at, &conf, lang),
             sent_at => m.sent_at.as_deref().map(|t| when(t, &conf, lang)),
-            kind => m.kind, subject => m.subject,
+            kind => lang.mail_kind(&m.kind), subject => m.subject,
             state => m.state.clone(),
             state_label => lang.word(&format!("state_{}", m.state)),
             last_error => m.last_error,

@@ -65,6 +65,14 @@ impl Lang {
         })
     }
 
+    /// The kind of an outgoing mail in words ("confirmation" → "Anmeldebestätigung").
+    pub fn mail_kind(self, kind: &str) -> String {
+        self.words()
+            .get(format!("mail_{kind}").as_str())
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| kind.to_string())
+    }
+
     /// "15.10.2027 13:30" / "2027-10-15 13:30"
     pub fn datetime_format(self) -> &'static str {
         match self.0 {
@@ -394,6 +402,18 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Die E-Mail wird noch einmal gesendet.",
         "The mail will be sent again.",
     ),
+    ("mail_confirmation", "Anmeldebestätigung", "confirmation"),
+    ("mail_waitlist", "Warteliste", "waiting list"),
+    ("mail_promotion", "Nachgerückt", "moved up"),
+    (
+        "mail_cancellation",
+        "Absage-Bestätigung",
+        "cancellation receipt",
+    ),
+    ("mail_reminder", "Erinnerung", "reminder"),
+    ("mail_broadcast", "Rundmail", "mail to everyone"),
+    ("mail_digest", "Tagesübersicht", "digest"),
+    ("mail_opt_in", "Bitte um Bestätigung", "request to confirm"),
     // broadcast
     ("broadcast_title", "Rundmail", "Mail to everyone"),
     (

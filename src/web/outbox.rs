@@ -50,8 +50,8 @@ pub async fn page(
                 state_label => lang.word(&format!("state_{}", o.state)),
                 created => local_time(&o.created_at, tz, lang),
                 sent => o.sent_at.as_deref().map(|t| local_time(t, tz, lang)),
-                to => o.recipient, kind => o.kind, subject => o.subject,
-                conference => o.conference, attempts => o.attempts, last_error => o.last_error,
+                to => o.recipient, kind => lang.mail_kind(&o.kind), subject => o.subject,
+                conference => o.conference.as_deref().and_then(|c| app.config.conference(c)).map(|c| c.title.clone()), attempts => o.attempts, last_error => o.last_error,
             }
         })
         .collect();
