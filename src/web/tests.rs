@@ -22,6 +22,11 @@ fn hash() -> &'static str {
 }
 
 fn config() -> String {
+    config_with("")
+}
+
+/// The test config with `web_extra` lines under `[web]`.
+fn config_with(web_extra: &str) -> String {
     format!(
         r#"[[conference]]
 id = "miko-2027"
@@ -42,6 +47,7 @@ ends = "2099-11-04T20:30"
 
 [web]
 listen = "127.0.0.1:0"
+{web_extra}
 
 [[web.user]]
 name = "orga"
@@ -87,6 +93,11 @@ fn form_token(html: &str) -> Option<String> {
 impl Client {
     pub async fn new() -> Client {
         let t = test_support::app(&config()).await;
+        Client::on(t)
+    }
+
+    pub async fn with_web(web_extra: &str) -> Client {
+        let t = test_support::app(&config_with(web_extra)).await;
         Client::on(t)
     }
 
@@ -844,4 +855,39 @@ async fn add_by_hand_checks_the_address_then_registers() {
     assert_eq!(reg.party_size, 2);
     let trail = c.t.app.store.audit_trail(reg.id).await.expect("trail");
     assert_eq!(trail[0].by, "web:orga");
+}
+
+#[tokio::test]
+async fn cookies_are_secure_under_an_https_public_url() {
+    let mut c = Client::with_web(r#"public_url = "https://anmeldung.example.org/""#).await;
+    let form = c.get("/login").await;
+    assert!(
+        form.set_cookies.iter().all(|c| c.contains("Secure")),
+        "{:?}",
+        form.set_cookies
+    );
+    let ok = c.login("orga", PASSWORD).await;
+    let session = ok
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("rsvpd_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_address() {
+    let mut c = Client::new().await;
+    // Different names from one address (oneshot has no peer: all the same).
+    for i in 0..super::auth::MAX_FAILURES_PER_ADDRESS {
+        let p = c.login(&format!("guess{i}"), "falsch").await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        c.login("admin", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }

@@ -439,6 +439,14 @@ fn organizers_use_the_dashboard_in_chromium() {
         assert!(pos("Özlem Arslan") < pos("Şahin Demir"), "{text}");
         assert!(pos("Şahin Demir") < pos("Zeynep Kaya"), "{text}");
         assert!(!text.contains("Geheim Person"), "{text}");
+        // One sheet per workshop session: nobody chose one here, so only empty rows.
+        b.goto("/conferences/miko-2027/sign-in?workshop=w2").await;
+        let w2 = b.text().await;
+        assert!(
+            w2.contains("Antidiskriminierung") && !w2.contains("Zeynep"),
+            "{w2}"
+        );
+        b.shot("10b-sign-in-workshop").await;
 
         // A POST without the form's token, or with a made-up one, is refused.
         b.goto("/").await;
