@@ -104,7 +104,44 @@ pub fn router(state: WebState) -> Router {
         .route("/outbox", get(outbox::page))
         .route("/outbox/{id}/retry", post(outbox::retry))
         .route_layer(from_fn_with_state(state.clone(), auth::require_login));
-    public.merge(private).with_state(state)
+    public
+        .merge(private)
+        .layer(axum::middleware::map_response(safety_headers))
+        .with_state(state)
+}
+
+/// Headers every answer carries: no framing (clickjacking), no type guessing,
+/// no referrer to other sites, and — since pages show personal data — no
+/// copy in the browser's cache (the back button after logout on a shared
+/// computer shows nothing). Inline: the sign-in sheet's print button (the
+/// only script) and the widths of the fill bars.
+async fn safety_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    response
 }
 
 async fn style() -> Response {

@@ -309,6 +309,32 @@ async fn login_sets_a_strict_session_cookie_and_a_wrong_password_is_refused() {
 }
 
 #[tokio::test]
+async fn pages_with_personal_data_are_not_cached_nor_framed() {
+    let c = Client::logged_in("orga").await;
+    let r = c
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/")
+                .header(header::COOKIE, c.cookie.clone().unwrap_or_default())
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    let h = r.headers();
+    assert_eq!(
+        h.get(header::CACHE_CONTROL).map(|v| v.as_bytes()),
+        Some(&b"no-store"[..])
+    );
+    assert_eq!(
+        h.get(header::X_FRAME_OPTIONS).map(|v| v.as_bytes()),
+        Some(&b"DENY"[..])
+    );
+    assert!(h.contains_key(header::CONTENT_SECURITY_POLICY));
+}
+
+#[tokio::test]
 async fn a_login_post_without_the_form_token_is_403() {
     let c = Client::new().await;
     let p = c
