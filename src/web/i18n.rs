@@ -341,6 +341,11 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("conference", "Veranstaltung", "Event"),
     ("choose", "Auswählen", "Choose"),
     (
+        "choose_conference",
+        "Veranstaltung wählen",
+        "choose the event",
+    ),
+    (
         "choose_conference_first",
         "Bitte wählen Sie zuerst die Veranstaltung.",
         "Please choose the event first.",

@@ -126,9 +126,10 @@ impl Browser {
             .expect("click");
     }
 
-    /// Wait until the browser is at a path starting with `prefix`.
+    /// Wait (at most 30 s: CI machines are shared) until the browser is at a
+    /// path starting with `prefix`.
     async fn wait_at(&self, prefix: &str) {
-        for _ in 0..100 {
+        for _ in 0..300 {
             if self.path().await.starts_with(prefix) {
                 return;
             }
