@@ -371,6 +371,12 @@ fn organizers_use_the_dashboard_in_chromium() {
             .into_iter()
             .find(|m| m.rcpt_to == ["ayse@example.org"])
             .expect("confirmation");
+        // The confirmation says the corrected party size.
+        assert!(
+            confirmation.text().contains("Personen: 3"),
+            "{}",
+            confirmation.text()
+        );
         assert!(
             confirmation
                 .header("In-Reply-To")
