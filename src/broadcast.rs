@@ -26,16 +26,10 @@ pub const DEFAULT_STATUSES: [Status; 2] = [Status::Confirmed, Status::Waitlisted
 pub fn parse_statuses(s: &str) -> anyhow::Result<Vec<Status>> {
     let mut out = Vec::new();
     for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        let status = match word {
-            "confirmed" => Status::Confirmed,
-            "waitlisted" => Status::Waitlisted,
-            "pending" => Status::Pending,
-            "cancelled" => Status::Cancelled,
-            other => {
-                return Err(anyhow!(
-                    "--status `{other}` is not a status; use confirmed, waitlisted, pending or cancelled, separated by commas"
-                ));
-            }
+        let Ok(status) = Status::parse(word) else {
+            return Err(anyhow!(
+                "--status `{word}` is not a status; use confirmed, waitlisted, pending or cancelled, separated by commas"
+            ));
         };
         if !out.contains(&status) {
             out.push(status);
@@ -87,9 +81,9 @@ pub async fn prepare(
         sample: None,
     };
     for reg in regs {
-        if undeliverable.contains(&reg.email) {
+        if undeliverable.contains(reg.email.as_str()) {
             plan.skipped
-                .push((reg.email.clone(), "the address bounced before".into()));
+                .push((reg.email.to_string(), "the address bounced before".into()));
             continue;
         }
         let ctx = app.renderer.context(conf, &reg, false);
@@ -131,10 +125,10 @@ pub async fn queue(
     for (reg, rendered) in plan.mails {
         tx.queue(
             &NewOutbox {
-                kind: "broadcast".into(),
+                kind: crate::storage::OutboxKind::Broadcast,
                 conference_id: Some(conf.id.clone()),
                 registration_id: Some(reg.id),
-                recipient: reg.email,
+                recipient: reg.email.into(),
                 message_id: rendered.message_id,
                 in_reply_to: None,
                 subject: rendered.subject,

@@ -16,7 +16,7 @@ use crate::mailer::Transport;
 use crate::output::{Format, Table, print_json};
 use crate::pipeline::{App, Processed, hex_sha256};
 use crate::register::{Actor, Mode};
-use crate::storage::Store;
+use crate::storage::{EmailAddress, InboundOutcome, OutboxState, Store};
 use crate::understand::{self, Action, Attendee, Context};
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -218,7 +218,7 @@ pub async fn attendees(
             ]);
             for r in &regs {
                 t.row(vec![
-                    r.email.clone(),
+                    r.email.to_string(),
                     r.name.clone().unwrap_or_default(),
                     r.organization.clone().unwrap_or_default(),
                     r.party_size.to_string(),
@@ -331,7 +331,7 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
             now,
         )
         .await?;
-    if outcome.outcome == "review" {
+    if outcome.outcome == InboundOutcome::Review {
         bail!(
             "review item {id} still cannot be applied: {}",
             outcome.reason.unwrap_or_default()
@@ -339,7 +339,7 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
     }
     let reason = format!("assigned to {conference} by an organizer");
     if !tx
-        .resolve_review(id, "recorded", &reason, Some(conference))
+        .resolve_review(id, InboundOutcome::Recorded, &reason, Some(conference))
         .await?
     {
         bail!("review item {id} was closed meanwhile");
@@ -358,7 +358,12 @@ pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
     let store = Store::open(&config.database.sqlite_path).await?;
     let mut tx = store.begin().await?;
     if !tx
-        .resolve_review(id, "dismissed", "dismissed by an organizer", None)
+        .resolve_review(
+            id,
+            InboundOutcome::Dismissed,
+            "dismissed by an organizer",
+            None,
+        )
         .await?
     {
         bail!("no open review item {id}; `rsvpd review` lists them");
@@ -390,10 +395,10 @@ pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
             for i in &items {
                 t.row(vec![
                     i.id.to_string(),
-                    i.kind.clone(),
+                    i.kind.to_string(),
                     i.conference.clone().unwrap_or_default(),
                     i.recipient.clone(),
-                    i.state.clone(),
+                    i.state.to_string(),
                     i.attempts.to_string(),
                     i.sent_at
                         .clone()
@@ -402,8 +407,14 @@ pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
                 ]);
             }
             t.print()?;
-            let queued = items.iter().filter(|i| i.state == "queued").count();
-            let failed = items.iter().filter(|i| i.state == "failed").count();
+            let queued = items
+                .iter()
+                .filter(|i| i.state == OutboxState::Queued)
+                .count();
+            let failed = items
+                .iter()
+                .filter(|i| i.state == OutboxState::Failed)
+                .count();
             println!("{} mail(s): {queued} queued, {failed} failed", items.len());
             Ok(())
         }
@@ -423,9 +434,7 @@ pub struct AddArgs {
 pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> anyhow::Result<()> {
     let config = load(path)?;
     let conf = known_conference(&config, conference)?.clone();
-    let email: lettre::Address = email
-        .parse()
-        .map_err(|e| anyhow!("`{email}` is not an email address ({e})"))?;
+    let email = EmailAddress::parse(email)?;
     for w in &args.workshops {
         if !conf.workshops.iter().any(|x| &x.id == w) {
             let ids: Vec<&str> = conf.workshops.iter().map(|w| w.id.as_str()).collect();
@@ -443,7 +452,7 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
     };
     let app = App::open(config).await?;
     let attendee = Attendee {
-        email: email.to_string().to_lowercase(),
+        email: email.to_string(),
         name: args.name.map(|n| crate::mailer::header_safe(&n)),
         organization: args.organization,
         party_size: args.party_size.max(1),
@@ -470,14 +479,14 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
         )
         .await?;
     let status = tx
-        .registration(&conf.id, &attendee.email)
+        .registration(&conf.id, &email)
         .await?
         .map(|r| r.status.as_str())
         .unwrap_or("?");
     tx.commit().await?;
     println!(
         "{} registered for {} ({status}); {queued} mail(s) queued{}",
-        attendee.email,
+        email,
         conf.id,
         note.map(|n| format!(" — {n}")).unwrap_or_default()
     );
@@ -488,6 +497,7 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
 pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
     let conf = known_conference(&config, conference)?.clone();
+    let email = EmailAddress::parse(email)?;
     let app = App::open(config).await?;
     let mut tx = app.store.begin().await?;
     let result = app
@@ -495,7 +505,7 @@ pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Resul
         .cancel(
             &mut tx,
             &conf,
-            email,
+            &email,
             Actor::Cli { message_id: None },
             Utc::now(),
         )

@@ -11,6 +11,7 @@ pub mod calendar;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod domain;
 pub mod export;
 pub mod failpoint;
 pub mod mailbox;

@@ -103,7 +103,7 @@ mod rate_tests {
         let mut tx = app.store.begin().await.expect("tx");
         for i in 0..3 {
             let m = NewOutbox {
-                kind: "confirmation".into(),
+                kind: crate::domain::OutboxKind::Confirmation,
                 conference_id: None,
                 registration_id: None,
                 recipient: format!("p{i}@example.org"),

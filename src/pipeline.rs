@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::mailer::Renderer;
 use crate::mask::mask;
 use crate::register::{Actor, Outcome, Registrar};
-use crate::storage::{NewInbound, Store};
+use crate::storage::{InboundOutcome, NewInbound, Store};
 use crate::understand::{self, Action, ConferenceRef, Context, Understood, WorkshopRef};
 
 /// The shared state of a running rsvpd.
@@ -131,7 +131,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let outcome = if let Some(previous) = tx.message_id_outcome(&message_id).await? {
             Outcome {
-                outcome: "duplicate",
+                outcome: InboundOutcome::Duplicate,
                 reason: Some(format!(
                     "a copy of a message handled before (outcome: {previous})"
                 )),
@@ -156,7 +156,7 @@ impl App {
                 .apply(&mut tx, &understood.action, actor, now)
                 .await?
         };
-        let raw_kept = (outcome.outcome == "review").then_some(raw);
+        let raw_kept = (outcome.outcome == InboundOutcome::Review).then_some(raw);
         tx.insert_inbound(
             &NewInbound {
                 message_id: &message_id,
@@ -177,7 +177,7 @@ impl App {
         if outcome.queued > 0 {
             self.outbox_wakeup.notify_one();
         }
-        if outcome.outcome == "recorded" {
+        if outcome.outcome == InboundOutcome::Recorded {
             self.schedule_wakeup.notify_one();
         }
         let from = understood
@@ -186,11 +186,11 @@ impl App {
             .map(mask)
             .unwrap_or_else(|| "-".into());
         match outcome.outcome {
-            "review" => {
+            InboundOutcome::Review => {
                 warn!(%location, %from, reason = outcome.reason.as_deref().unwrap_or(""), "message needs a human")
             }
             _ => info!(
-                %location, %from, outcome = outcome.outcome,
+                %location, %from, outcome = %outcome.outcome,
                 conference = outcome.conference.as_deref().unwrap_or("-"),
                 queued = outcome.queued,
                 reason = outcome.reason.as_deref().unwrap_or(""),
@@ -206,14 +206,14 @@ pub enum Processed {
     /// Handled now, with this outcome.
     Done(Outcome),
     /// This location was handled before (outcome stored then).
-    AlreadyHandled(String),
+    AlreadyHandled(InboundOutcome),
 }
 
 impl Processed {
-    pub fn outcome(&self) -> &str {
+    pub fn outcome(&self) -> InboundOutcome {
         match self {
             Processed::Done(o) => o.outcome,
-            Processed::AlreadyHandled(o) => o,
+            Processed::AlreadyHandled(o) => *o,
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::config::{Conference, Digest, Reminder};
 use crate::mailer::{DigestData, Kind};
 use crate::mask::mask;
 use crate::pipeline::App;
-use crate::storage::{NewOutbox, Status};
+use crate::storage::{NewOutbox, OptInState, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -173,7 +173,7 @@ async fn expire_one(app: &App, now: DateTime<Utc>) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let Some(mut reg) = tx.registration_by_id(request.registration_id).await? else {
-        tx.set_opt_in_state(request.registration_id, "cancelled")
+        tx.set_opt_in_state(request.registration_id, OptInState::Cancelled)
             .await?;
         tx.commit().await?;
         return Ok(true);
@@ -181,9 +181,9 @@ async fn expire_one(app: &App, now: DateTime<Utc>) -> anyhow::Result<bool> {
     if reg.status != Status::Pending {
         // Confirmed or cancelled by other means meanwhile; just close the request.
         let state = if reg.status == Status::Cancelled {
-            "cancelled"
+            OptInState::Cancelled
         } else {
-            "confirmed"
+            OptInState::Confirmed
         };
         tx.set_opt_in_state(reg.id, state).await?;
         tx.commit().await?;
@@ -192,7 +192,7 @@ async fn expire_one(app: &App, now: DateTime<Utc>) -> anyhow::Result<bool> {
     reg.status = Status::Cancelled;
     reg.updated_at = now;
     tx.save_registration(&reg).await?;
-    tx.set_opt_in_state(reg.id, "expired").await?;
+    tx.set_opt_in_state(reg.id, OptInState::Expired).await?;
     tx.audit(
         reg.id,
         "expire",
@@ -240,10 +240,10 @@ async fn remind_one(
     }
     tx.queue(
         &NewOutbox {
-            kind: Kind::Reminder.as_str().to_string(),
+            kind: Kind::Reminder.outbox_kind(),
             conference_id: Some(conf.id.clone()),
             registration_id: Some(reg.id),
-            recipient: reg.email.clone(),
+            recipient: reg.email.to_string(),
             message_id: rendered.message_id,
             in_reply_to: reg.last_message_id.clone(),
             subject: rendered.subject,
@@ -334,7 +334,7 @@ async fn digest_one(
     for (to, rendered) in &mails {
         tx.queue(
             &NewOutbox {
-                kind: Kind::Digest.as_str().to_string(),
+                kind: Kind::Digest.outbox_kind(),
                 conference_id: Some(conf.id.clone()),
                 registration_id: None,
                 recipient: to.clone(),

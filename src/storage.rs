@@ -17,6 +17,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::config::{Conference, Language};
+pub use crate::domain::{
+    EmailAddress, InboundOutcome, OptInState, OutboxKind, OutboxState, Status, UnknownValue,
+};
 
 mod notify;
 mod privacy;
@@ -33,34 +36,6 @@ pub fn parse_ts(s: &str) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Confirmed,
-    Waitlisted,
-    Pending,
-    Cancelled,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Confirmed => "confirmed",
-            Status::Waitlisted => "waitlisted",
-            Status::Pending => "pending",
-            Status::Cancelled => "cancelled",
-        }
-    }
-    fn parse(s: &str) -> Status {
-        match s {
-            "waitlisted" => Status::Waitlisted,
-            "pending" => Status::Pending,
-            "cancelled" => Status::Cancelled,
-            _ => Status::Confirmed,
-        }
-    }
-}
-
 /// One person's registration for one conference (with their party).
 #[derive(Debug, Clone, Serialize)]
 pub struct Registration {
@@ -68,7 +43,7 @@ pub struct Registration {
     pub id: i64,
     #[serde(skip)]
     pub conference_id: String,
-    pub email: String,
+    pub email: EmailAddress,
     pub name: Option<String>,
     pub organization: Option<String>,
     pub party_size: u32,
@@ -107,11 +82,11 @@ pub struct ReviewItem {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxItem {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub conference: Option<String>,
     pub recipient: String,
     pub subject: String,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub next_attempt_at: String,
     pub last_error: Option<String>,
@@ -132,7 +107,7 @@ pub struct DueMessage {
 /// A new outbox row.
 #[derive(Debug, Clone)]
 pub struct NewOutbox {
-    pub kind: String,
+    pub kind: OutboxKind,
     pub conference_id: Option<String>,
     pub registration_id: Option<i64>,
     pub recipient: String,
@@ -149,7 +124,7 @@ pub struct NewInbound<'a> {
     pub location: &'a str,
     pub from: Option<&'a str>,
     pub subject: &'a str,
-    pub outcome: &'a str,
+    pub outcome: InboundOutcome,
     pub reason: Option<&'a str>,
     pub conference_id: Option<&'a str>,
     pub raw: Option<&'a [u8]>,
@@ -260,13 +235,14 @@ impl Store {
     }
 
     /// The outcome stored for a message at this location, if it was handled.
-    pub async fn inbound_outcome(&self, location: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query_scalar("SELECT outcome FROM inbound_messages WHERE location = ?")
-            .bind(location)
-            .fetch_optional(&self.pool)
-            .await
-            .context("looking up a message")?;
-        Ok(row)
+    pub async fn inbound_outcome(&self, location: &str) -> anyhow::Result<Option<InboundOutcome>> {
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT outcome FROM inbound_messages WHERE location = ?")
+                .bind(location)
+                .fetch_optional(&self.pool)
+                .await
+                .context("looking up a message")?;
+        Ok(row.map(|o| InboundOutcome::parse(&o)).transpose()?)
     }
 
     /// The conference of the first of `message_ids` that is a mail rsvpd sent.
@@ -302,7 +278,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("reading registrations")?;
-        Ok(rows.iter().map(registration_from_row).collect())
+        rows.iter().map(registration_from_row).collect()
     }
 
     pub async fn registration_counts(&self, conference: &str) -> anyhow::Result<(i64, i64, i64)> {
@@ -368,23 +344,24 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("reading the outbox")?;
-        Ok(rows
-            .iter()
-            .map(|r| OutboxItem {
-                id: r.get("id"),
-                kind: r.get("kind"),
-                conference: r.get("conference_id"),
-                recipient: r.get("recipient"),
-                subject: r.get("subject"),
-                state: r.get("state"),
-                attempts: r.get("attempts"),
-                next_attempt_at: r.get("next_attempt_at"),
-                last_error: r.get("last_error"),
-                created_at: r.get("created_at"),
-                sent_at: r.get("sent_at"),
-                message_id: r.get("message_id"),
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxItem {
+                    id: r.get("id"),
+                    kind: OutboxKind::parse(r.get("kind"))?,
+                    conference: r.get("conference_id"),
+                    recipient: r.get("recipient"),
+                    subject: r.get("subject"),
+                    state: OutboxState::parse(r.get("state"))?,
+                    attempts: r.get("attempts"),
+                    next_attempt_at: r.get("next_attempt_at"),
+                    last_error: r.get("last_error"),
+                    created_at: r.get("created_at"),
+                    sent_at: r.get("sent_at"),
+                    message_id: r.get("message_id"),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The next queued message whose time has come.
@@ -517,23 +494,23 @@ fn json_list(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-fn registration_from_row(r: &sqlx::sqlite::SqliteRow) -> Registration {
-    Registration {
+fn registration_from_row(r: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Registration> {
+    Ok(Registration {
         id: r.get("id"),
         conference_id: r.get("conference_id"),
-        email: r.get("email"),
+        email: EmailAddress::from_stored(r.get("email")),
         name: r.get("name"),
         organization: r.get("organization"),
         party_size: r.get::<i64, _>("party_size").clamp(1, u32::MAX as i64) as u32,
         companions: json_list(r.get("companions")),
         workshops: json_list(r.get("workshops")),
         notes: json_list(r.get("notes")),
-        status: Status::parse(r.get("status")),
+        status: Status::parse(r.get("status"))?,
         language: Language::parse(r.get("language")).unwrap_or(Language::De),
         registered_at: parse_ts(r.get("registered_at")),
         updated_at: parse_ts(r.get("updated_at")),
         last_message_id: r.get("last_message_id"),
-    }
+    })
 }
 
 fn to_json(v: &[String]) -> String {
@@ -548,15 +525,18 @@ impl StoreTx {
             .context("cannot commit to the database")
     }
 
-    pub async fn message_id_outcome(&mut self, message_id: &str) -> anyhow::Result<Option<String>> {
-        let o = sqlx::query_scalar(
+    pub async fn message_id_outcome(
+        &mut self,
+        message_id: &str,
+    ) -> anyhow::Result<Option<InboundOutcome>> {
+        let o: Option<String> = sqlx::query_scalar(
             "SELECT outcome FROM inbound_messages WHERE message_id = ? AND outcome != 'duplicate' ORDER BY id LIMIT 1",
         )
         .bind(message_id)
         .fetch_optional(&mut *self.tx)
         .await
         .context("looking up a Message-ID")?;
-        Ok(o)
+        Ok(o.map(|o| InboundOutcome::parse(&o)).transpose()?)
     }
 
     pub async fn insert_inbound(
@@ -573,7 +553,7 @@ impl StoreTx {
         .bind(m.from)
         .bind(m.subject)
         .bind(ts(now))
-        .bind(m.outcome)
+        .bind(m.outcome.as_str())
         .bind(m.reason)
         .bind(m.conference_id)
         .bind(m.raw)
@@ -588,7 +568,7 @@ impl StoreTx {
     pub async fn resolve_review(
         &mut self,
         id: i64,
-        outcome: &str,
+        outcome: InboundOutcome,
         reason: &str,
         conference: Option<&str>,
     ) -> anyhow::Result<bool> {
@@ -596,7 +576,7 @@ impl StoreTx {
             "UPDATE inbound_messages SET outcome = ?, reason = ?, conference_id = COALESCE(?, conference_id), raw = NULL
              WHERE id = ? AND outcome = 'review'",
         )
-        .bind(outcome)
+        .bind(outcome.as_str())
         .bind(reason)
         .bind(conference)
         .bind(id)
@@ -618,7 +598,7 @@ impl StoreTx {
             .fetch_optional(&mut *self.tx)
             .await
             .context("reading a registration")?;
-        Ok(row.as_ref().map(registration_from_row))
+        row.as_ref().map(registration_from_row).transpose()
     }
 
     /// People (party sizes) holding a place. Pending (double-opt-in)
@@ -644,7 +624,7 @@ impl StoreTx {
         .fetch_all(&mut *self.tx)
         .await
         .context("reading the waitlist")?;
-        Ok(rows.iter().map(registration_from_row).collect())
+        rows.iter().map(registration_from_row).collect()
     }
 
     /// Insert or overwrite the registration for (conference, email); returns its id.
@@ -661,7 +641,7 @@ impl StoreTx {
              RETURNING id",
         )
         .bind(&r.conference_id)
-        .bind(&r.email)
+        .bind(r.email.as_str())
         .bind(&r.name)
         .bind(&r.organization)
         .bind(i64::from(r.party_size))
@@ -709,7 +689,7 @@ impl StoreTx {
                  state, attempts, next_attempt_at, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
         )
-        .bind(&m.kind)
+        .bind(m.kind.as_str())
         .bind(&m.conference_id)
         .bind(m.registration_id)
         .bind(&m.recipient)
@@ -735,10 +715,14 @@ impl StoreTx {
             // Only answers to incoming mail count: reminders, broadcasts and
             // promotions are not what two robots could ping-pong with.
             "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND created_at > ?
-               AND kind IN ('confirmation', 'waitlist', 'cancellation', 'opt_in')",
+               AND kind IN (?, ?, ?, ?)",
         )
         .bind(recipient)
         .bind(ts(since))
+        .bind(OutboxKind::ANSWERS[0].as_str())
+        .bind(OutboxKind::ANSWERS[1].as_str())
+        .bind(OutboxKind::ANSWERS[2].as_str())
+        .bind(OutboxKind::ANSWERS[3].as_str())
         .fetch_one(&mut *self.tx)
         .await
         .context("counting answers")?;

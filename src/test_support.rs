@@ -109,7 +109,7 @@ pub async fn outbox_of_kind(app: &App, kind: &str) -> Vec<OutboxItem> {
     outbox(app)
         .await
         .into_iter()
-        .filter(|o| o.kind == kind)
+        .filter(|o| o.kind.as_str() == kind)
         .collect()
 }
 

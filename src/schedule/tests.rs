@@ -438,7 +438,7 @@ async fn digest_fires_at_eight_berlin_with_what_is_new_and_a_csv() {
         .cancel(
             &mut tx,
             &conf,
-            "omar@example.net",
+            &crate::domain::EmailAddress::parse("omar@example.net").unwrap(),
             crate::register::Actor::Cli { message_id: None },
             utc("2027-09-06T05:45:00Z"),
         )

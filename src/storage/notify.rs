@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Registration, ReviewItem, Store, StoreTx, parse_ts, registration_from_row, ts};
+use super::{
+    OptInState, OutboxKind, Registration, ReviewItem, Store, StoreTx, parse_ts,
+    registration_from_row, ts,
+};
 
 /// A double-opt-in request as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +22,7 @@ pub struct OptInRequest {
     pub token: String,
     pub requested_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// open | confirmed | expired | cancelled
-    pub state: String,
+    pub state: OptInState,
 }
 
 /// A registration that ended in the digest's period, and how.
@@ -34,14 +36,14 @@ pub struct Ended {
     pub at: DateTime<Utc>,
 }
 
-fn opt_in_from_row(r: &sqlx::sqlite::SqliteRow) -> OptInRequest {
-    OptInRequest {
+fn opt_in_from_row(r: &sqlx::sqlite::SqliteRow) -> anyhow::Result<OptInRequest> {
+    Ok(OptInRequest {
         registration_id: r.get("registration_id"),
         token: r.get("token"),
         requested_at: parse_ts(r.get("requested_at")),
         expires_at: parse_ts(r.get("expires_at")),
-        state: r.get("state"),
-    }
+        state: OptInState::parse(r.get("state"))?,
+    })
 }
 
 impl Store {
@@ -111,15 +113,16 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("reading failed mail")?;
-        Ok(rows
-            .iter()
-            .map(|r| FailedMail {
-                recipient: r.get("recipient"),
-                kind: r.get("kind"),
-                error: r.get("last_error"),
-                at: parse_ts(r.get("failed_at")),
+        rows.iter()
+            .map(|r| {
+                Ok(FailedMail {
+                    recipient: r.get("recipient"),
+                    kind: OutboxKind::parse(r.get("kind"))?,
+                    error: r.get("last_error"),
+                    at: parse_ts(r.get("failed_at")),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Open review items that belong to `conference` or to no conference yet.
@@ -149,7 +152,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("reading new registrations")?;
-        Ok(rows.iter().map(registration_from_row).collect())
+        rows.iter().map(registration_from_row).collect()
     }
 
     /// Registrations of `conference` cancelled or expired in (`since`, `until`].
@@ -171,14 +174,15 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("reading cancellations")?;
-        Ok(rows
-            .iter()
-            .map(|r| Ended {
-                registration: registration_from_row(r),
-                action: r.get("audit_action"),
-                at: parse_ts(r.get("audit_at")),
+        rows.iter()
+            .map(|r| {
+                Ok(Ended {
+                    registration: registration_from_row(r)?,
+                    action: r.get("audit_action"),
+                    at: parse_ts(r.get("audit_at")),
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -189,7 +193,7 @@ impl StoreTx {
             .fetch_optional(&mut *self.tx)
             .await
             .context("reading a registration")?;
-        Ok(row.as_ref().map(registration_from_row))
+        row.as_ref().map(registration_from_row).transpose()
     }
 
     /// The first confirmed registration of `conference`, made at or before
@@ -212,7 +216,7 @@ impl StoreTx {
         .fetch_optional(&mut *self.tx)
         .await
         .context("looking for reminders to send")?;
-        Ok(row.as_ref().map(registration_from_row))
+        row.as_ref().map(registration_from_row).transpose()
     }
 
     /// Note that the reminder `rule_key` was handled for a registration; false
@@ -296,14 +300,15 @@ impl StoreTx {
     ) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO opt_in_requests (registration_id, token, requested_at, expires_at, state)
-             VALUES (?, ?, ?, ?, 'open')
+             VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (registration_id) DO UPDATE SET token = excluded.token,
-                 requested_at = excluded.requested_at, expires_at = excluded.expires_at, state = 'open'",
+                 requested_at = excluded.requested_at, expires_at = excluded.expires_at, state = excluded.state",
         )
         .bind(registration_id)
         .bind(token.to_ascii_uppercase())
         .bind(ts(now))
         .bind(ts(expires_at))
+        .bind(OptInState::Open.as_str())
         .execute(&mut *self.tx)
         .await
         .context("saving an opt-in request")?;
@@ -316,7 +321,7 @@ impl StoreTx {
             .fetch_optional(&mut *self.tx)
             .await
             .context("reading an opt-in request")?;
-        Ok(row.as_ref().map(opt_in_from_row))
+        row.as_ref().map(opt_in_from_row).transpose()
     }
 
     pub async fn opt_in_for(
@@ -328,16 +333,16 @@ impl StoreTx {
             .fetch_optional(&mut *self.tx)
             .await
             .context("reading an opt-in request")?;
-        Ok(row.as_ref().map(opt_in_from_row))
+        row.as_ref().map(opt_in_from_row).transpose()
     }
 
     pub async fn set_opt_in_state(
         &mut self,
         registration_id: i64,
-        state: &str,
+        state: OptInState,
     ) -> anyhow::Result<()> {
         sqlx::query("UPDATE opt_in_requests SET state = ? WHERE registration_id = ?")
-            .bind(state)
+            .bind(state.as_str())
             .bind(registration_id)
             .execute(&mut *self.tx)
             .await
@@ -358,7 +363,7 @@ impl StoreTx {
         .fetch_optional(&mut *self.tx)
         .await
         .context("reading the opt-in requests")?;
-        Ok(row.as_ref().map(opt_in_from_row))
+        row.as_ref().map(opt_in_from_row).transpose()
     }
 }
 
@@ -390,7 +395,7 @@ mod tests {
 #[derive(Debug, Clone)]
 pub struct FailedMail {
     pub recipient: String,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub error: String,
     pub at: DateTime<Utc>,
 }

@@ -50,7 +50,7 @@ impl Store {
                 .context("reading registrations")?;
         let mut registrations = Vec::new();
         for r in &rows {
-            let registration = registration_from_row(r);
+            let registration = registration_from_row(r)?;
             let history = sqlx::query(
                 "SELECT action, source_message_id, actor, detail, at FROM audit WHERE registration_id = ? ORDER BY id",
             )
