@@ -14,10 +14,11 @@
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 
+use crate::app::App;
 use crate::config::Conference;
 use crate::mailer::Rendered;
-use crate::pipeline::App;
-use crate::storage::{NewOutbox, Registration, Status};
+use crate::outbox::{Enqueued, Mail, enqueue};
+use crate::storage::{OutboxKind, Registration, Status};
 
 /// Who gets a broadcast when `--status` is not given.
 pub const DEFAULT_STATUSES: [Status; 2] = [Status::Confirmed, Status::Waitlisted];
@@ -121,22 +122,20 @@ pub async fn queue(
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let mut tx = app.store.begin().await?;
-    let n = plan.mails.len();
+    let mut n = 0;
     for (reg, rendered) in plan.mails {
-        tx.queue(
-            &NewOutbox {
-                kind: crate::storage::OutboxKind::Broadcast,
-                conference_id: Some(conf.id.clone()),
-                registration_id: Some(reg.id),
-                recipient: reg.email.into(),
-                message_id: rendered.message_id,
-                in_reply_to: None,
-                subject: rendered.subject,
-                raw: rendered.raw,
-            },
-            now,
-        )
-        .await?;
+        let mail = Mail {
+            kind: OutboxKind::Broadcast,
+            conference_id: Some(&conf.id),
+            registration_id: Some(reg.id),
+            recipient: &reg.email,
+            in_reply_to: None,
+            answers_per_day: None,
+        };
+        // An address that bounced since `prepare` is left out here too.
+        if enqueue(&mut tx, mail, now, || Ok(rendered)).await? == Enqueued::Queued {
+            n += 1;
+        }
     }
     tx.commit().await?;
     app.outbox_wakeup.notify_one();

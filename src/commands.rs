@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, anyhow, bail};
 use chrono::Utc;
 
+use crate::app::App;
 use crate::config::{self, Config};
 use crate::daemon;
 use crate::mailbox::Source;
 use crate::mailer::Transport;
 use crate::output::{Format, Table, print_json};
-use crate::pipeline::{App, Processed, hex_sha256};
+use crate::pipeline::{Processed, hex_sha256};
 use crate::register::{Actor, Mode};
 use crate::storage::{EmailAddress, InboundOutcome, OutboxState, Store};
 use crate::understand::{self, Action, Attendee, Context};

@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use chrono::{DateTime, NaiveDateTime, NaiveTime, TimeZone as _, Utc};
+use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::Spanned;
+
+use crate::localtime::local_to_utc;
 
 /// The commented example printed by `rsvpd default-config`.
 pub const EXAMPLE: &str = include_str!("../config/rsvpd.example.toml");
@@ -224,6 +226,13 @@ impl Reminder {
             .map(|t| t.0.format("%H:%M").to_string())
             .unwrap_or_else(|| "-".into());
         format!("before={}s at={at}", self.before.0.as_secs())
+    }
+
+    /// When this rule fires for a conference starting at `starts` in `tz`:
+    /// `before` off the local wall-clock start, then `at` as the local time of
+    /// day on that date (DST-correct; see `localtime::before_at`).
+    pub fn due(&self, tz: Tz, starts: DateTime<Utc>) -> DateTime<Utc> {
+        crate::localtime::before_at(tz, starts, self.before.0, self.at.map(|a| a.0))
     }
 }
 
@@ -1073,7 +1082,7 @@ impl Config {
                 ));
             }
             for r in &c.reminders {
-                let due = crate::schedule::reminder_due(tz, starts, r);
+                let due = r.due(tz, starts);
                 if due >= starts {
                     return Err(at_line(
                         path,
@@ -1142,18 +1151,6 @@ impl Config {
 
 fn looks_like_address(s: &str) -> bool {
     s.parse::<lettre::Address>().is_ok()
-}
-
-/// A local wall-clock time in `tz` as UTC; a time that does not exist (spring
-/// forward) or exists twice (fall back) is an error rather than a guess.
-pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Result<DateTime<Utc>, String> {
-    match tz.from_local_datetime(&local) {
-        chrono::LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
-        chrono::LocalResult::Ambiguous(a, _) => Ok(a.with_timezone(&Utc)),
-        chrono::LocalResult::None => Err(format!(
-            "{local} does not exist in {tz} (clocks jump forward then)"
-        )),
-    }
 }
 
 fn read_secret(

@@ -17,11 +17,11 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::mailbox::{self, Source};
 use crate::mailer::Transport;
 use crate::outbox::{self, Step};
-use crate::pipeline::App;
 use crate::schedule;
 
 /// `rsvpd run --once`: drain the mailbox, then the due schedules, then send

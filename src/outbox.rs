@@ -7,14 +7,20 @@
 //! (`max_per_minute`) is counted from the sent rows, so it holds across restarts.
 //! A crash between the server's 250 and our commit sends that one mail twice;
 //! that is the only duplicate possible.
+//!
+//! `enqueue` is the one way mail gets into the outbox: every flow (answers,
+//! reminders, digests, broadcasts) calls it inside its own transaction, and it
+//! holds the rules that apply to all of them (never to an address that
+//! bounced; answers to incoming mail capped per address and day).
 
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::failpoint::failpoint;
-use crate::mailer::{SendError, Transport};
+use crate::mailer::{Rendered, SendError, Transport};
 use crate::mask::mask;
-use crate::pipeline::App;
+use crate::storage::{NewOutbox, OutboxKind, StoreTx};
 
 /// Give up on a message that still fails after this many tries (about two days with the backoff).
 pub const MAX_ATTEMPTS: i64 = 40;
@@ -27,6 +33,65 @@ pub enum Step {
     Idle(Option<DateTime<Utc>>),
     /// The rate limit is reached until then.
     Throttled(DateTime<Utc>),
+}
+
+/// A mail to queue, before it is rendered.
+#[derive(Debug, Clone)]
+pub struct Mail<'a> {
+    pub kind: OutboxKind,
+    pub conference_id: Option<&'a str>,
+    pub registration_id: Option<i64>,
+    pub recipient: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    /// Some(n): an answer to incoming mail, not queued when `n` answers went
+    /// to the recipient in the last 24 hours (robots must not ping-pong).
+    pub answers_per_day: Option<u32>,
+}
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// Not queued: the address bounced before.
+    Undeliverable,
+    /// Not queued: the daily cap of answers to this address is reached.
+    CapReached(u32),
+}
+
+/// Queue `mail` inside `tx`, rendered by `render` only if it is to go out.
+pub async fn enqueue(
+    tx: &mut StoreTx,
+    mail: Mail<'_>,
+    now: DateTime<Utc>,
+    render: impl FnOnce() -> anyhow::Result<Rendered>,
+) -> anyhow::Result<Enqueued> {
+    if tx.is_undeliverable(mail.recipient).await? {
+        return Ok(Enqueued::Undeliverable);
+    }
+    if let Some(cap) = mail.answers_per_day
+        && tx
+            .answers_since(mail.recipient, now - Duration::hours(24))
+            .await?
+            >= i64::from(cap)
+    {
+        return Ok(Enqueued::CapReached(cap));
+    }
+    let rendered = render()?;
+    tx.queue(
+        &NewOutbox {
+            kind: mail.kind,
+            conference_id: mail.conference_id.map(str::to_string),
+            registration_id: mail.registration_id,
+            recipient: mail.recipient.to_string(),
+            message_id: rendered.message_id,
+            in_reply_to: mail.in_reply_to.map(str::to_string),
+            subject: rendered.subject,
+            raw: rendered.raw,
+        },
+        now,
+    )
+    .await?;
+    Ok(Enqueued::Queued)
 }
 
 /// Seconds to wait after the `attempts`-th failure: 30 s, 1 min, 2 min, … at most 1 h.

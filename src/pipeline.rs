@@ -6,75 +6,17 @@
 //! nothing. A panic while understanding a message is caught and the message goes
 //! to review with the reason, so one hostile mail cannot stop the daemon.
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
 use chrono::Utc;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::mailer::Renderer;
+use crate::app::App;
 use crate::mask::mask;
-use crate::register::{Actor, Outcome, Registrar};
-use crate::storage::{InboundOutcome, NewInbound, Store};
-use crate::understand::{self, Action, ConferenceRef, Context, Understood, WorkshopRef};
-
-/// The shared state of a running rsvpd.
-pub struct App {
-    pub config: Config,
-    pub store: Store,
-    pub renderer: Renderer,
-    /// Woken whenever mail is queued, so the outbox worker need not poll.
-    pub outbox_wakeup: tokio::sync::Notify,
-    /// Woken when registrations change (or the config does), so the scheduler
-    /// recomputes its next due time instead of polling.
-    pub schedule_wakeup: tokio::sync::Notify,
-}
+use crate::register::{Actor, Outcome};
+use crate::storage::{InboundOutcome, NewInbound};
+use crate::understand::{self, Action, Context, Understood};
 
 impl App {
-    pub async fn open(config: Config) -> anyhow::Result<Arc<App>> {
-        let store = Store::open(&config.database.sqlite_path).await?;
-        store.sync_conferences(&config.conferences).await?;
-        let renderer = Renderer::new(&config)?;
-        Ok(Arc::new(App {
-            config,
-            store,
-            renderer,
-            outbox_wakeup: tokio::sync::Notify::new(),
-            schedule_wakeup: tokio::sync::Notify::new(),
-        }))
-    }
-
-    pub fn registrar(&self) -> Registrar<'_> {
-        Registrar {
-            config: &self.config,
-            renderer: &self.renderer,
-        }
-    }
-
-    pub fn conference_refs(&self) -> Vec<ConferenceRef> {
-        let now = Utc::now();
-        self.config
-            .conferences
-            .iter()
-            .map(|c| ConferenceRef {
-                id: c.id.clone(),
-                title: c.title.clone(),
-                aliases: c.aliases.clone(),
-                workshops: c
-                    .workshops
-                    .iter()
-                    .map(|w| WorkshopRef {
-                        id: w.id.clone(),
-                        title: w.title.clone(),
-                    })
-                    .collect(),
-                open: c.is_open(now),
-                address: c.address.clone(),
-            })
-            .collect()
-    }
-
     /// Understand `raw` (never panics: a panic becomes a review item).
     pub async fn understand(&self, raw: &[u8]) -> anyhow::Result<Understood> {
         let refs = understand::thread_references(raw);

@@ -19,9 +19,8 @@ use serde_json::json;
 
 use crate::config::{Conference, Config, OptIn};
 use crate::mailer::{Kind, Rendered, Renderer};
-use crate::storage::{
-    EmailAddress, InboundOutcome, NewOutbox, OptInState, Registration, Status, StoreTx,
-};
+use crate::outbox::{Enqueued, Mail, enqueue};
+use crate::storage::{EmailAddress, InboundOutcome, OptInState, Registration, Status, StoreTx};
 use crate::understand::{Action, Attendee};
 
 /// Who or what caused a change, for the audit trail.
@@ -575,50 +574,37 @@ impl Registrar<'_> {
         now: DateTime<Utc>,
         render: impl FnOnce(Option<&str>) -> anyhow::Result<Rendered>,
     ) -> anyhow::Result<(usize, Option<String>)> {
-        if tx.is_undeliverable(&reg.email).await? {
-            return Ok((
+        let in_reply_to = match actor {
+            Actor::Mail { message_id } => Some(message_id.to_string()),
+            Actor::Cli { .. } => reg.last_message_id.clone(),
+        };
+        let mail = Mail {
+            kind: kind.outbox_kind(),
+            conference_id: Some(&conf.id),
+            registration_id: Some(reg.id),
+            recipient: &reg.email,
+            in_reply_to: in_reply_to.as_deref(),
+            answers_per_day: matches!(actor, Actor::Mail { .. })
+                .then_some(self.config.defaults.answers_per_day),
+        };
+        let enqueued = enqueue(tx, mail, now, || render(in_reply_to.as_deref())).await?;
+        Ok(match enqueued {
+            Enqueued::Queued => (1, None),
+            Enqueued::Undeliverable => (
                 0,
                 Some(format!(
                     "no {} sent: the address bounced before",
                     kind.as_str()
                 )),
-            ));
-        }
-        if matches!(actor, Actor::Mail { .. })
-            && tx
-                .answers_since(&reg.email, now - Duration::hours(24))
-                .await?
-                >= i64::from(self.config.defaults.answers_per_day)
-        {
-            return Ok((
+            ),
+            Enqueued::CapReached(cap) => (
                 0,
                 Some(format!(
-                    "no {} sent: {} answers went to this address in the last 24 hours ([defaults] answers_per_day)",
+                    "no {} sent: {cap} answers went to this address in the last 24 hours ([defaults] answers_per_day)",
                     kind.as_str(),
-                    self.config.defaults.answers_per_day
                 )),
-            ));
-        }
-        let in_reply_to = match actor {
-            Actor::Mail { message_id } => Some(message_id.to_string()),
-            Actor::Cli { .. } => reg.last_message_id.clone(),
-        };
-        let rendered = render(in_reply_to.as_deref())?;
-        tx.queue(
-            &NewOutbox {
-                kind: kind.outbox_kind(),
-                conference_id: Some(conf.id.clone()),
-                registration_id: Some(reg.id),
-                recipient: reg.email.to_string(),
-                message_id: rendered.message_id,
-                in_reply_to,
-                subject: rendered.subject,
-                raw: rendered.raw,
-            },
-            now,
-        )
-        .await?;
-        Ok((1, None))
+            ),
+        })
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tempfile::TempDir;
 
+use crate::app::App;
 use crate::config::{Config, Language};
-use crate::pipeline::App;
 use crate::register::Actor;
 use crate::storage::OutboxItem;
 use crate::understand::{Action, Attendee};

@@ -17,9 +17,10 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use tracing::{debug, info};
 
+use crate::app::App;
 use crate::config::{Config, ImapServer, MailboxSource};
 use crate::failpoint::failpoint;
-use crate::pipeline::{App, Processed};
+use crate::pipeline::Processed;
 
 /// One message waiting to be handled.
 pub struct Pending {
