@@ -28,7 +28,7 @@ pub struct App {
 
 impl App {
     pub async fn open(config: Config) -> anyhow::Result<Arc<App>> {
-        let store = Store::open(&config.database.sqlite_path).await?;
+        let store = Store::open(&config.database).await?;
         store.sync_conferences(&config.conferences).await?;
         let renderer = Renderer::new(&config)?;
         Ok(Arc::new(App {

@@ -46,10 +46,7 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
         config.conferences.len()
     );
     let app = App::open(config).await?;
-    println!(
-        "database    ok: {}",
-        app.config.database.sqlite_path.display()
-    );
+    println!("database    ok: {}", app.config.database.describe());
     let mut source = Source::new(&app.config);
     let line = source.check(&app).await.context("mailbox check failed")?;
     println!("mailbox     ok: {line}");
@@ -124,7 +121,7 @@ pub async fn ingest(path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
 
 pub async fn conferences(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     store.sync_conferences(&config.conferences).await?;
     let now = Utc::now();
     let mut rows = Vec::new();
@@ -200,7 +197,7 @@ pub async fn attendees(
 ) -> anyhow::Result<()> {
     let config = load(path)?;
     known_conference(&config, conference)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let regs = store.registrations(conference, all).await?;
     store.close().await;
     match format {
@@ -243,7 +240,7 @@ pub async fn attendees(
 
 pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let items = store.review_items().await?;
     store.close().await;
     match format {
@@ -356,7 +353,7 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
 
 pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let mut tx = store.begin().await?;
     if !tx
         .resolve_review(
@@ -377,7 +374,7 @@ pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
 
 pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let items = store.outbox_items().await?;
     store.close().await;
     match format {
@@ -575,7 +572,7 @@ pub async fn send(
 
 pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let data = store.person(email).await?;
     store.close().await;
     print_json(&data)
@@ -583,7 +580,7 @@ pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
 
 pub async fn forget(path: &Path, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let erased = store.forget(email).await?;
     store.close().await;
     println!(

@@ -1,10 +1,12 @@
 //! A fresh rsvpd per test: its own config, database and folders in a temp dir,
 //! wired to a private Dovecot and smtp-sink, driven through the real binary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use rsvpd::config::Config;
+use rsvpd::storage::Store;
 use tempfile::TempDir;
 
 use crate::support::dovecot::Dovecot;
@@ -196,21 +198,35 @@ url = "sqlite://rsvpd.db"
             .unwrap_or_else(|e| panic!("outbox JSON does not parse ({e}):\n{out}"))
     }
 
-    /// (outcome, reason) of every inbound message, in arrival order.
+    /// (Message-ID, outcome, reason) of every inbound message, in arrival order.
     pub fn inbound(&self) -> Vec<(String, String, Option<String>)> {
-        query(
-            &self.db_path(),
-            "SELECT message_id || char(9) || outcome || char(9) || COALESCE(reason, '') FROM inbound_messages ORDER BY id",
-        )
-        .lines()
-        .map(|l| {
-            let mut parts = l.splitn(3, '\t');
-            let id = parts.next().unwrap_or_default().to_string();
-            let outcome = parts.next().unwrap_or_default().to_string();
-            let reason = parts.next().filter(|r| !r.is_empty()).map(str::to_string);
-            (id, outcome, reason)
+        self.db(async |s| s.inbound_records().await)
+            .into_iter()
+            .map(|r| (r.message_id, r.outcome.to_string(), r.reason))
+            .collect()
+    }
+
+    /// Run `f` on this rsvpd's database through rsvpd's own storage layer
+    /// (whichever backend the config names), as the CLI would open it.
+    pub fn db<T>(&self, f: impl AsyncFnOnce(&Store) -> anyhow::Result<T>) -> T {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let password = self.imap_password.clone();
+        let config = Config::parse(&self.config, &text, &|name| {
+            (name == "RSVPD_IMAP_PASSWORD").then(|| password.clone())
         })
-        .collect()
+        .expect("config parses");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let store = Store::open(&config.database)
+                .await
+                .expect("open the database");
+            let out = f(&store).await.expect("read the database");
+            store.close().await;
+            out
+        })
     }
 
     /// The daemon, started in the background.
@@ -229,21 +245,6 @@ url = "sqlite://rsvpd.db"
             .expect("start rsvpd run");
         Daemon { child, log }
     }
-}
-
-/// Run one SQL query with the sqlite3 command line tool; its output.
-pub fn query(db: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("sqlite3 is installed by scripts/test");
-    assert!(
-        out.status.success(),
-        "sqlite3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub struct Daemon {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mail_parser::MimeHeaders as _;
 
-use crate::app::{CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, query, registration, servers};
+use crate::app::{CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, registration, servers};
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::{SinkMessage, SmtpSink};
 
@@ -583,12 +583,10 @@ fn unconfirmed_registration_expires_without_a_mail() {
     let all = app.attendees("fishbowl-hainholz", true);
     assert_eq!(all[0]["status"], "cancelled");
     assert_eq!(
-        query(
-            &app.db_path(),
-            "SELECT action FROM audit ORDER BY id DESC LIMIT 1"
-        )
-        .trim(),
-        "expire"
+        app.db(async |s| s.audit_actions().await)
+            .last()
+            .map(String::as_str),
+        Some("expire")
     );
     assert_eq!(app.outbox().len(), 1, "no mail about the expiry");
 }
