@@ -4,9 +4,10 @@
 //! (store + outbox in one transaction, via `storage`) → `outbox` → `mailer`.
 //! `schedule` (reminders, digests, opt-in expiry) and `broadcast` also feed
 //! the outbox; `calendar` writes the invites the mailer attaches.
-//! `commands` and `daemon` drive it over the shared state in `app`; `config`
-//! parses the edge, `domain` holds the small types parsed there, and
-//! `localtime` the wall-clock arithmetic both `config` and `schedule` need.
+//! `commands` and `daemon` drive it over the shared state in `app`; `web`
+//! serves HTTP inside the daemon; `config` parses the edge, `domain` holds
+//! the small types parsed there, and `localtime` the wall-clock arithmetic
+//! both `config` and `schedule` need.
 
 pub mod app;
 pub mod broadcast;
@@ -31,3 +32,4 @@ pub mod storage;
 #[cfg(test)]
 mod test_support;
 pub mod understand;
+pub mod web;
