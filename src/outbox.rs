@@ -6,7 +6,9 @@
 //! message for good and marks the address undeliverable. The rate limit
 //! (`max_per_minute`) is counted from the sent rows, so it holds across restarts.
 //! A crash between the server's 250 and our commit sends that one mail twice;
-//! that is the only duplicate possible.
+//! that is the only duplicate possible. A mail is claimed before it is sent
+//! (`Store::claim_due`), so senders working side by side never send one mail
+//! twice while they live.
 //!
 //! `enqueue` is the one way mail gets into the outbox: every flow (answers,
 //! reminders, digests, broadcasts) calls it inside its own transaction, and it
@@ -106,7 +108,10 @@ pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
     if app.store.sent_since(now - Duration::seconds(60)).await? >= limit {
         return Ok(Step::Throttled(now + Duration::seconds(1)));
     }
-    let Some(msg) = app.store.next_due(now).await? else {
+    // Claimed, not just read: another sender (a second worker, `run --once`
+    // beside the daemon, another instance) skips it while this one lives.
+    let lease = crate::storage::lease_for(app.config.smtp.timeout);
+    let Some(msg) = app.store.claim_due(now, lease).await? else {
         return Ok(Step::Idle(app.store.next_due_at().await?));
     };
     let from = app.config.smtp.from.email.clone();

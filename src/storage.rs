@@ -37,6 +37,8 @@
 //! (the registration flow reads seats, then writes; two instances must not
 //! both give away the last place). Outbox claims and marks run outside it.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -76,12 +78,14 @@ macro_rules! on_tx {
     };
 }
 
+mod claims;
 mod notify;
 mod postgres;
 mod privacy;
 mod sqlite;
 mod types;
 
+pub use claims::lease_for;
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use privacy::{Erased, PersonData};
 pub use types::Ts;
@@ -275,7 +279,7 @@ impl TryFrom<OutboxRow> for OutboxItem {
     }
 }
 
-/// A message ready to hand to the SMTP server.
+/// A message ready to hand to the SMTP server, claimed by this store's sender.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DueMessage {
     pub id: i64,
@@ -325,6 +329,8 @@ pub(crate) enum Tx {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// This store's name in outbox claims (see `claims`).
+    claimer: Arc<str>,
 }
 
 /// A write transaction; dropped without `commit`, it rolls back.
@@ -342,7 +348,10 @@ impl Store {
                 Pool::Postgres(postgres::open(url, password.as_ref()).await?)
             }
         };
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            claimer: claims::new_claimer().into(),
+        })
     }
 
     /// A write transaction (on SQLite `BEGIN IMMEDIATE`, on PostgreSQL
@@ -529,101 +538,6 @@ impl Store {
         })
         .context("counting sent mail")?;
         Ok(n)
-    }
-
-    /// The next queued message whose time has come.
-    pub async fn next_due(&self, now: DateTime<Utc>) -> anyhow::Result<Option<DueMessage>> {
-        let row = on_pool!(self, |c| {
-            sqlx::query_as(
-                "SELECT id, recipient, raw, attempts FROM outbox
-                 WHERE state = $1 AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT 1",
-            )
-            .bind(OutboxState::Queued.as_str())
-            .bind(Ts(now))
-            .fetch_optional(c)
-            .await
-        })
-        .context("reading the outbox")?;
-        Ok(row)
-    }
-
-    /// When the next queued message falls due, if any is queued.
-    pub async fn next_due_at(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let t: Option<Ts> = on_pool!(self, |c| {
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE state = $1")
-                .bind(OutboxState::Queued.as_str())
-                .fetch_one(c)
-                .await
-        })
-        .context("reading the outbox")?;
-        Ok(t.map(|t| t.0))
-    }
-
-    pub async fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
-        on_pool!(self, |c| {
-            sqlx::query(
-                "UPDATE outbox SET state = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL
-                 WHERE id = $3",
-            )
-            .bind(OutboxState::Sent.as_str())
-            .bind(Ts(now))
-            .bind(id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .context("marking a mail as sent")?;
-        Ok(())
-    }
-
-    pub async fn mark_retry(
-        &self,
-        id: i64,
-        error: &str,
-        next: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        on_pool!(self, |c| {
-            sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2
-                 WHERE id = $3",
-            )
-            .bind(error)
-            .bind(Ts(next))
-            .bind(id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .context("scheduling a retry")?;
-        Ok(())
-    }
-
-    /// The message failed for good; with `undeliverable`, its recipient is never written to again.
-    pub async fn mark_failed(
-        &self,
-        id: i64,
-        error: &str,
-        undeliverable: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
-        on_tx!(tx, |c| {
-            sqlx::query(
-                "UPDATE outbox SET state = $1, attempts = attempts + 1, last_error = $2, failed_at = $3
-                 WHERE id = $4",
-            )
-            .bind(OutboxState::Failed.as_str())
-            .bind(error)
-            .bind(Ts(Utc::now()))
-            .bind(id)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .context("marking a mail as failed")?;
-        if let Some(addr) = undeliverable {
-            tx.mark_undeliverable(addr, error).await?;
-        }
-        tx.commit().await
     }
 
     pub async fn mailbox_state(&self, source: &str) -> anyhow::Result<Option<(u32, u32)>> {

@@ -2,6 +2,7 @@
 //! smtp-sink per test (see `support`), rsvpd is the real binary (see `app`).
 
 mod app;
+mod claims;
 mod cli;
 mod crash;
 mod e2e;
