@@ -10,6 +10,7 @@ use rsvpd::storage::Store;
 use tempfile::TempDir;
 
 use crate::support::dovecot::Dovecot;
+use crate::support::postgres::Postgres;
 use crate::support::smtp_sink::SmtpSink;
 
 /// The registration mailbox user at the test Dovecot.
@@ -40,10 +41,40 @@ location = "Kulturtreff Hainholz"
 capacity = 3
 "#;
 
+/// Make `STORY::sqlite` and `STORY::postgres` tests of each `fn STORY(Backend)`:
+/// the pipeline's story tests run against both storage backends.
+macro_rules! on_both_backends {
+    ($($story:ident),* $(,)?) => {$(
+        mod $story {
+            #[test]
+            fn sqlite() {
+                super::$story(crate::app::Backend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$story(crate::app::Backend::Postgres)
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;
+
+/// The storage backend an rsvpd under test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://rsvpd.db` in the test's temp dir.
+    Sqlite,
+    /// A private PostgreSQL server for this test (started by `Rsvpd::on`).
+    Postgres,
+}
+
 pub struct Rsvpd {
     pub dir: TempDir,
     pub config: PathBuf,
     imap_password: String,
+    /// The PostgreSQL server of a `Backend::Postgres` rsvpd; stopped when
+    /// the `Rsvpd` is dropped (after the daemon handles, which tests drop first).
+    pub postgres: Option<Postgres>,
 }
 
 pub fn binary() -> &'static str {
@@ -55,6 +86,40 @@ impl Rsvpd {
     /// sending through `sink`.
     pub fn new(dovecot: &Dovecot, sink: &SmtpSink) -> Rsvpd {
         Self::with_config(dovecot, sink, "", CONFERENCES)
+    }
+
+    /// Like `new`, on `backend`.
+    pub fn on(backend: Backend, dovecot: &Dovecot, sink: &SmtpSink) -> Rsvpd {
+        Self::with_config_on(backend, dovecot, sink, "", CONFERENCES)
+    }
+
+    /// Like `with_config`, on `backend`.
+    pub fn with_config_on(
+        backend: Backend,
+        dovecot: &Dovecot,
+        sink: &SmtpSink,
+        mailbox_extra: &str,
+        conferences: &str,
+    ) -> Rsvpd {
+        let app = Self::with_config(dovecot, sink, mailbox_extra, conferences);
+        match backend {
+            Backend::Sqlite => app,
+            Backend::Postgres => app.on_postgres(),
+        }
+    }
+
+    /// This rsvpd with its database moved to a private PostgreSQL server.
+    pub fn on_postgres(mut self) -> Rsvpd {
+        let pg = Postgres::start();
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let text = text.replace(
+            "url = \"sqlite://rsvpd.db\"",
+            &format!("url = \"{}\"", pg.url()),
+        );
+        assert!(text.contains(&pg.url()), "the config names the database");
+        std::fs::write(&self.config, text).expect("write config");
+        self.postgres = Some(pg);
+        self
     }
 
     /// Like `new`, with extra `[mailbox]` lines and other conferences.
@@ -105,6 +170,7 @@ url = "sqlite://rsvpd.db"
             dir,
             config,
             imap_password: dovecot.password().to_string(),
+            postgres: None,
         }
     }
 

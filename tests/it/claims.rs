@@ -11,7 +11,7 @@ use rsvpd::mailer::Transport;
 use rsvpd::outbox::{self, Step};
 use rsvpd::storage::{NewOutbox, OutboxKind};
 
-use crate::support::SmtpSink;
+use crate::support::{Postgres, SmtpSink};
 
 const MAILS: usize = 120;
 
@@ -110,6 +110,14 @@ fn two_senders_on_one_sqlite_file_never_send_a_mail_twice() {
     let dir = tempfile::tempdir().expect("dir");
     let db = format!("sqlite://{}", dir.path().join("rsvpd.db").display());
     two_senders_never_send_a_mail_twice(&db, dir.path(), &sink);
+}
+
+#[test]
+fn two_senders_on_one_postgres_database_never_send_a_mail_twice() {
+    let sink = SmtpSink::start();
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().expect("dir");
+    two_senders_never_send_a_mail_twice(&pg.url(), dir.path(), &sink);
 }
 
 /// A sender that claimed a mail and stopped answering (its lease still runs)

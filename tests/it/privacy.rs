@@ -3,20 +3,21 @@
 
 use std::time::Duration;
 
-use crate::app::{CONFERENCES, MAILBOX, Rsvpd, mail};
+use crate::app::{Backend, CONFERENCES, MAILBOX, Rsvpd, mail, on_both_backends};
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::SmtpSink;
+
+on_both_backends!(person_shows_everything_and_forget_erases_it);
 
 fn person(app: &Rsvpd, email: &str) -> serde_json::Value {
     let out = app.ok(&["person", email]);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("person JSON ({e}):\n{out}"))
 }
 
-#[test]
-fn person_shows_everything_and_forget_erases_it() {
+fn person_shows_everything_and_forget_erases_it(backend: Backend) {
     let dovecot = Dovecot::start();
     let sink = SmtpSink::start();
-    let app = Rsvpd::new(&dovecot, &sink);
+    let app = Rsvpd::on(backend, &dovecot, &sink);
     let raw = mail(
         "Ayşe Yılmaz",
         "ayse@example.net",
