@@ -9,15 +9,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, anyhow, bail};
 use chrono::Utc;
 
+use crate::app::App;
 use crate::config::{self, Config};
 use crate::daemon;
 use crate::mailbox::Source;
 use crate::mailer::Transport;
 use crate::manual::{self, NewRegistration};
 use crate::output::{Format, Table, print_json};
-use crate::pipeline::{App, Processed, hex_sha256};
+use crate::pipeline::{Processed, hex_sha256};
 use crate::register::Actor;
-use crate::storage::Store;
+use crate::storage::{OutboxState, Store};
 
 fn load(path: &Path) -> anyhow::Result<Config> {
     Config::load(path)
@@ -66,10 +67,7 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
         config.conferences.len()
     );
     let app = App::open(config).await?;
-    println!(
-        "database    ok: {}",
-        app.config.database.sqlite_path.display()
-    );
+    println!("database    ok: {}", app.config.database.describe());
     let mut source = Source::new(&app.config);
     let line = source.check(&app).await.context("mailbox check failed")?;
     println!("mailbox     ok: {line}");
@@ -144,7 +142,7 @@ pub async fn ingest(path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
 
 pub async fn conferences(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     store.sync_conferences(&config.conferences).await?;
     let now = Utc::now();
     let mut rows = Vec::new();
@@ -220,7 +218,7 @@ pub async fn attendees(
 ) -> anyhow::Result<()> {
     let config = load(path)?;
     known_conference(&config, conference)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let regs = store.registrations(conference, all).await?;
     store.close().await;
     match format {
@@ -239,7 +237,7 @@ pub async fn attendees(
             ]);
             for r in &regs {
                 t.row(vec![
-                    r.email.clone(),
+                    r.email.to_string(),
                     r.name.clone().unwrap_or_default(),
                     r.organization.clone().unwrap_or_default(),
                     r.party_size.to_string(),
@@ -263,7 +261,7 @@ pub async fn attendees(
 
 pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let items = store.review_items().await?;
     store.close().await;
     match format {
@@ -301,7 +299,7 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
 
 pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let dismissed = crate::review::dismiss(&store, id, "an organizer").await?;
     store.close().await;
     if !dismissed {
@@ -313,7 +311,7 @@ pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
 
 pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let items = store.outbox_items().await?;
     store.close().await;
     match format {
@@ -332,10 +330,10 @@ pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
             for i in &items {
                 t.row(vec![
                     i.id.to_string(),
-                    i.kind.clone(),
+                    i.kind.to_string(),
                     i.conference.clone().unwrap_or_default(),
                     i.recipient.clone(),
-                    i.state.clone(),
+                    i.state.to_string(),
                     i.attempts.to_string(),
                     i.sent_at
                         .clone()
@@ -344,8 +342,14 @@ pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
                 ]);
             }
             t.print()?;
-            let queued = items.iter().filter(|i| i.state == "queued").count();
-            let failed = items.iter().filter(|i| i.state == "failed").count();
+            let queued = items
+                .iter()
+                .filter(|i| i.state == OutboxState::Queued)
+                .count();
+            let failed = items
+                .iter()
+                .filter(|i| i.state == OutboxState::Failed)
+                .count();
             println!("{} mail(s): {queued} queued, {failed} failed", items.len());
             Ok(())
         }
@@ -461,7 +465,7 @@ pub async fn send(
 
 pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let data = store.person(email).await?;
     store.close().await;
     print_json(&data)
@@ -469,7 +473,7 @@ pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
 
 pub async fn forget(path: &Path, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let erased = store.forget(email).await?;
     store.close().await;
     println!(

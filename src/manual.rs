@@ -10,10 +10,10 @@
 
 use chrono::Utc;
 
+use crate::app::App;
 use crate::config::{Conference, Language};
-use crate::pipeline::App;
 use crate::register::{Actor, Mode};
-use crate::storage::Status;
+use crate::storage::{EmailAddress, Status};
 use crate::understand::Attendee;
 
 /// A registration an organizer enters.
@@ -63,11 +63,8 @@ pub async fn add(
     new: NewRegistration,
     actor: Actor<'_>,
 ) -> Result<Added, ManualError> {
-    let email: lettre::Address = new
-        .email
-        .trim()
-        .parse()
-        .map_err(|_| ManualError::BadEmail(new.email.clone()))?;
+    let email =
+        EmailAddress::parse(&new.email).map_err(|_| ManualError::BadEmail(new.email.clone()))?;
     for w in &new.workshops {
         if !conf.workshops.iter().any(|x| &x.id == w) {
             let known: Vec<&str> = conf.workshops.iter().map(|w| w.id.as_str()).collect();
@@ -80,7 +77,7 @@ pub async fn add(
     }
     let nonempty = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let attendee = Attendee {
-        email: email.to_string().to_lowercase(),
+        email: email.to_string(),
         name: nonempty(new.name).map(|n| crate::mailer::header_safe(&n)),
         organization: nonempty(new.organization),
         party_size: new.party_size.max(1),
@@ -106,17 +103,14 @@ pub async fn add(
         .registrar()
         .register(&mut tx, conf, &attendee, actor, mode, now)
         .await?;
-    let status = tx
-        .registration(&conf.id, &attendee.email)
-        .await?
-        .map(|r| r.status);
+    let status = tx.registration(&conf.id, &email).await?.map(|r| r.status);
     tx.commit().await?;
     if queued > 0 {
         app.outbox_wakeup.notify_one();
     }
     app.schedule_wakeup.notify_one();
     Ok(Added {
-        email: attendee.email,
+        email: email.to_string(),
         status,
         queued,
         note,
@@ -131,10 +125,12 @@ pub async fn cancel(
     email: &str,
     actor: Actor<'_>,
 ) -> Result<usize, ManualError> {
+    let parsed =
+        EmailAddress::parse(email).map_err(|_| ManualError::BadEmail(email.to_string()))?;
     let mut tx = app.store.begin().await?;
     let result = app
         .registrar()
-        .cancel(&mut tx, conf, email, actor, Utc::now())
+        .cancel(&mut tx, conf, &parsed, actor, Utc::now())
         .await?;
     let Some((queued, _)) = result else {
         return Err(ManualError::NoRegistration {
@@ -222,10 +218,10 @@ workshops = [{ id = "w1", title = "Eins" }]
         .await
         .expect("cancelled");
         assert_eq!(n, 1);
-        let kinds: Vec<String> = test_support::outbox(&t.app)
+        let kinds: Vec<&str> = test_support::outbox(&t.app)
             .await
             .into_iter()
-            .map(|o| o.kind)
+            .map(|o| o.kind.as_str())
             .collect();
         assert_eq!(kinds, vec!["confirmation", "cancellation"]);
         let e = cancel(

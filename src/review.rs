@@ -13,10 +13,10 @@
 use anyhow::{Context as _, anyhow, bail};
 use chrono::Utc;
 
+use crate::app::App;
 use crate::config::Conference;
-use crate::pipeline::App;
 use crate::register::Actor;
-use crate::storage::{Status, Store};
+use crate::storage::{EmailAddress, InboundOutcome, Status, Store};
 use crate::understand::{self, Action, Attendee, Context, Understood};
 
 /// What an organizer corrected before assigning: these replace what rsvpd
@@ -173,7 +173,7 @@ pub async fn assign(
             now,
         )
         .await?;
-    if outcome.outcome == "review" {
+    if outcome.outcome == InboundOutcome::Review {
         bail!(
             "review item {id} still cannot be applied: {}",
             outcome.reason.unwrap_or_default()
@@ -188,13 +188,13 @@ pub async fn assign(
         }
         _ => None,
     };
-    let status = match &email {
-        Some(e) => tx.registration(&conf.id, e).await?.map(|r| r.status),
-        None => None,
+    let status = match email.as_deref().map(EmailAddress::parse) {
+        Some(Ok(e)) => tx.registration(&conf.id, &e).await?.map(|r| r.status),
+        _ => None,
     };
     let reason = format!("assigned to {conference} by {by}");
     if !tx
-        .resolve_review(id, "recorded", &reason, Some(conference))
+        .resolve_review(id, InboundOutcome::Recorded, &reason, Some(conference))
         .await?
     {
         bail!("review item {id} was closed meanwhile");
@@ -216,7 +216,10 @@ pub async fn assign(
 pub async fn dismiss(store: &Store, id: i64, by: &str) -> anyhow::Result<bool> {
     let mut tx = store.begin().await?;
     let reason = format!("dismissed by {by}");
-    if !tx.resolve_review(id, "dismissed", &reason, None).await? {
+    if !tx
+        .resolve_review(id, InboundOutcome::Dismissed, &reason, None)
+        .await?
+    {
         return Ok(false);
     }
     tx.commit().await?;

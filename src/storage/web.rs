@@ -1,18 +1,21 @@
 //! The SQL of the web dashboard: login sessions, failed-login counts, and the
 //! reads its pages need (a registration's audit trail, a person's mails in
-//! and out, one review item, the outbox page, the search of an attendee list).
+//! and out, the outbox page, the search of an attendee list) plus the retry
+//! of a failed mail. `person()` (privacy) reads through the same queries.
 //!
 //! Like its parent it owns SQL and no decisions: how long a session lasts,
 //! how many failures lock a login, and who may see which conference are
-//! decided in `web`. Tables from `migrations/sqlite/0004_web.sql`.
+//! decided in `web`. Tables from `migrations/sqlite/0005_web.sql` and
+//! `migrations/postgres/0003_web.sql`.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::types::Json;
 
 use super::{
-    OutboxItem, Registration, ReviewItem, Status, Store, parse_ts, registration_from_row, ts,
+    OutboxItem, OutboxRow, OutboxState, Registration, RegistrationRow, Status, Store, Ts,
+    registrations, ts,
 };
 
 /// A login session as stored.
@@ -67,11 +70,32 @@ pub struct SentMail {
     pub last_error: Option<String>,
 }
 
-/// Words searched in name, email and organisation, as the dashboard's
-/// attendee list filters them.
+/// Which registrations an attendee list shows; the web's search decides.
 pub trait Matcher {
     fn matches(&self, r: &Registration) -> bool;
 }
+
+type AuditRow = (String, Option<String>, String, Json<serde_json::Value>, Ts);
+type ReceivedRow = (
+    i64,
+    String,
+    String,
+    Ts,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+type SentRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    Ts,
+    Option<Ts>,
+    Option<String>,
+);
 
 impl Store {
     pub async fn create_session(
@@ -82,18 +106,20 @@ impl Store {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO web_sessions (token_hash, user_name, csrf, created_at, last_seen_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(token_hash)
-        .bind(user)
-        .bind(csrf)
-        .bind(ts(now))
-        .bind(ts(now))
-        .bind(ts(expires_at))
-        .execute(&self.pool)
-        .await
+        on_pool!(self, |c| {
+            sqlx::query(
+                "INSERT INTO web_sessions (token_hash, user_name, csrf, created_at, last_seen_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $4, $5)",
+            )
+            .bind(token_hash)
+            .bind(user)
+            .bind(csrf)
+            .bind(Ts(now))
+            .bind(Ts(expires_at))
+            .execute(c)
+            .await
+            .map(|_| ())
+        })
         .context("saving a login session")?;
         Ok(())
     }
@@ -104,20 +130,22 @@ impl Store {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<StoredSession>> {
-        let row = sqlx::query(
-            "SELECT user_name, csrf, last_seen_at, expires_at FROM web_sessions
-             WHERE token_hash = ? AND expires_at > ?",
-        )
-        .bind(token_hash)
-        .bind(ts(now))
-        .fetch_optional(&self.pool)
-        .await
+        let row: Option<(String, String, Ts, Ts)> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT user_name, csrf, last_seen_at, expires_at FROM web_sessions
+                 WHERE token_hash = $1 AND expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(Ts(now))
+            .fetch_optional(c)
+            .await
+        })
         .context("reading a login session")?;
-        Ok(row.map(|r| StoredSession {
-            user: r.get("user_name"),
-            csrf: r.get("csrf"),
-            last_seen_at: parse_ts(r.get("last_seen_at")),
-            expires_at: parse_ts(r.get("expires_at")),
+        Ok(row.map(|(user, csrf, seen, expires)| StoredSession {
+            user,
+            csrf,
+            last_seen_at: seen.0,
+            expires_at: expires.0,
         }))
     }
 
@@ -128,26 +156,32 @@ impl Store {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE web_sessions SET last_seen_at = ?, expires_at = ? WHERE token_hash = ?",
-        )
-        .bind(ts(now))
-        .bind(ts(expires_at))
-        .bind(token_hash)
-        .execute(&self.pool)
-        .await
+        on_pool!(self, |c| {
+            sqlx::query(
+                "UPDATE web_sessions SET last_seen_at = $1, expires_at = $2 WHERE token_hash = $3",
+            )
+            .bind(Ts(now))
+            .bind(Ts(expires_at))
+            .bind(token_hash)
+            .execute(c)
+            .await
+            .map(|_| ())
+        })
         .context("extending a login session")?;
         Ok(())
     }
 
     /// End a session (logout), and every session that expired before `now`.
     pub async fn end_session(&self, token_hash: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM web_sessions WHERE token_hash = ? OR expires_at <= ?")
-            .bind(token_hash)
-            .bind(ts(now))
-            .execute(&self.pool)
-            .await
-            .context("ending a login session")?;
+        on_pool!(self, |c| {
+            sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1 OR expires_at <= $2")
+                .bind(token_hash)
+                .bind(Ts(now))
+                .execute(c)
+                .await
+                .map(|_| ())
+        })
+        .context("ending a login session")?;
         Ok(())
     }
 
@@ -157,13 +191,18 @@ impl Store {
         address: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO web_login_failures (user_name, address, at) VALUES (?, ?, ?)")
+        on_pool!(self, |c| {
+            sqlx::query(
+                "INSERT INTO web_login_failures (user_name, address, at) VALUES ($1, $2, $3)",
+            )
             .bind(user)
             .bind(address)
-            .bind(ts(now))
-            .execute(&self.pool)
+            .bind(Ts(now))
+            .execute(c)
             .await
-            .context("counting a failed login")?;
+            .map(|_| ())
+        })
+        .context("counting a failed login")?;
         Ok(())
     }
 
@@ -174,19 +213,21 @@ impl Store {
         address: &str,
         since: DateTime<Utc>,
     ) -> anyhow::Result<(i64, i64)> {
-        let row = sqlx::query(
-            "SELECT
-               COALESCE(SUM(CASE WHEN user_name = ? THEN 1 ELSE 0 END), 0) AS by_user,
-               COALESCE(SUM(CASE WHEN address = ? THEN 1 ELSE 0 END), 0) AS by_address
-             FROM web_login_failures WHERE at > ?",
-        )
-        .bind(user)
-        .bind(address)
-        .bind(ts(since))
-        .fetch_one(&self.pool)
-        .await
+        let row: (i64, i64) = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT
+                   CAST(COALESCE(SUM(CASE WHEN user_name = $1 THEN 1 ELSE 0 END), 0) AS BIGINT),
+                   CAST(COALESCE(SUM(CASE WHEN address = $2 THEN 1 ELSE 0 END), 0) AS BIGINT)
+                 FROM web_login_failures WHERE at > $3",
+            )
+            .bind(user)
+            .bind(address)
+            .bind(Ts(since))
+            .fetch_one(c)
+            .await
+        })
         .context("counting failed logins")?;
-        Ok((row.get("by_user"), row.get("by_address")))
+        Ok(row)
     }
 
     /// A successful login forgets the user's failures, and failures older than `before`.
@@ -195,12 +236,15 @@ impl Store {
         user: &str,
         before: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM web_login_failures WHERE user_name = ? OR at <= ?")
-            .bind(user)
-            .bind(ts(before))
-            .execute(&self.pool)
-            .await
-            .context("clearing failed logins")?;
+        on_pool!(self, |c| {
+            sqlx::query("DELETE FROM web_login_failures WHERE user_name = $1 OR at <= $2")
+                .bind(user)
+                .bind(Ts(before))
+                .execute(c)
+                .await
+                .map(|_| ())
+        })
+        .context("clearing failed logins")?;
         Ok(())
     }
 
@@ -212,20 +256,21 @@ impl Store {
         status: Option<Status>,
         matcher: &(dyn Matcher + Sync),
     ) -> anyhow::Result<Vec<Registration>> {
-        let rows = sqlx::query(
-            "SELECT * FROM registrations WHERE conference_id = ?
-               AND (? IS NULL AND status != 'cancelled' OR status = ?)
-             ORDER BY registered_at, id",
-        )
-        .bind(conference)
-        .bind(status.map(Status::as_str))
-        .bind(status.map(Status::as_str))
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<RegistrationRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT * FROM registrations WHERE conference_id = $1
+                   AND ((CAST($2 AS TEXT) IS NULL AND status != $3) OR status = CAST($2 AS TEXT))
+                 ORDER BY registered_at, id",
+            )
+            .bind(conference)
+            .bind(status.map(Status::as_str))
+            .bind(Status::Cancelled.as_str())
+            .fetch_all(c)
+            .await
+        })
         .context("searching registrations")?;
-        Ok(rows
-            .iter()
-            .map(registration_from_row)
+        Ok(registrations(rows)?
+            .into_iter()
             .filter(|r| matcher.matches(r))
             .collect())
     }
@@ -236,32 +281,36 @@ impl Store {
         conference: &str,
         email: &str,
     ) -> anyhow::Result<Option<Registration>> {
-        let row = sqlx::query("SELECT * FROM registrations WHERE conference_id = ? AND email = ?")
-            .bind(conference)
-            .bind(email.trim().to_lowercase())
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading a registration")?;
-        Ok(row.as_ref().map(registration_from_row))
+        let row: Option<RegistrationRow> = on_pool!(self, |c| {
+            sqlx::query_as("SELECT * FROM registrations WHERE conference_id = $1 AND email = $2")
+                .bind(conference)
+                .bind(email.trim().to_lowercase())
+                .fetch_optional(c)
+                .await
+        })
+        .context("reading a registration")?;
+        row.map(Registration::try_from).transpose()
     }
 
     /// Every change of registration `id`, oldest first.
     pub async fn audit_trail(&self, registration_id: i64) -> anyhow::Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT action, source_message_id, actor, detail, at FROM audit WHERE registration_id = ? ORDER BY id",
-        )
-        .bind(registration_id)
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<AuditRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT action, source_message_id, actor, detail, at FROM audit WHERE registration_id = $1 ORDER BY id",
+            )
+            .bind(registration_id)
+            .fetch_all(c)
+            .await
+        })
         .context("reading the audit trail")?;
         Ok(rows
-            .iter()
-            .map(|a| AuditEntry {
-                action: a.get("action"),
-                message_id: a.get("source_message_id"),
-                by: a.get("actor"),
-                detail: serde_json::from_str(&a.get::<String, _>("detail")).unwrap_or_default(),
-                at: a.get("at"),
+            .into_iter()
+            .map(|(action, message_id, by, detail, at)| AuditEntry {
+                action,
+                message_id,
+                by,
+                detail: detail.0,
+                at: ts(at.0),
             })
             .collect())
     }
@@ -272,28 +321,35 @@ impl Store {
         email: &str,
         conference: Option<&str>,
     ) -> anyhow::Result<Vec<ReceivedMail>> {
-        let rows = sqlx::query(
-            "SELECT id, message_id, subject, received_at, outcome, reason, conference_id, raw IS NOT NULL AS has_raw
-             FROM inbound_messages WHERE from_addr = ? AND (? IS NULL OR conference_id = ?) ORDER BY id",
-        )
-        .bind(email)
-        .bind(conference)
-        .bind(conference)
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<ReceivedRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT id, message_id, subject, received_at, outcome, reason, conference_id, raw IS NOT NULL
+                 FROM inbound_messages
+                 WHERE from_addr = $1 AND (CAST($2 AS TEXT) IS NULL OR conference_id = CAST($2 AS TEXT))
+                 ORDER BY id",
+            )
+            .bind(email)
+            .bind(conference)
+            .fetch_all(c)
+            .await
+        })
         .context("reading received mail")?;
         Ok(rows
-            .iter()
-            .map(|m| ReceivedMail {
-                id: m.get("id"),
-                message_id: m.get("message_id"),
-                subject: m.get("subject"),
-                received_at: m.get("received_at"),
-                outcome: m.get("outcome"),
-                reason: m.get("reason"),
-                conference: m.get("conference_id"),
-                has_source: m.get::<bool, _>("has_raw"),
-            })
+            .into_iter()
+            .map(
+                |(id, message_id, subject, at, outcome, reason, conference, has_source)| {
+                    ReceivedMail {
+                        id,
+                        message_id,
+                        subject,
+                        received_at: ts(at.0),
+                        outcome,
+                        reason,
+                        conference,
+                        has_source,
+                    }
+                },
+            )
             .collect())
     }
 
@@ -303,87 +359,107 @@ impl Store {
         email: &str,
         conference: Option<&str>,
     ) -> anyhow::Result<Vec<SentMail>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, conference_id, subject, state, created_at, sent_at, last_error FROM outbox
-             WHERE recipient = ? AND (? IS NULL OR conference_id = ?) ORDER BY id",
-        )
-        .bind(email)
-        .bind(conference)
-        .bind(conference)
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<SentRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT id, kind, conference_id, subject, state, created_at, sent_at, last_error FROM outbox
+                 WHERE recipient = $1 AND (CAST($2 AS TEXT) IS NULL OR conference_id = CAST($2 AS TEXT))
+                 ORDER BY id",
+            )
+            .bind(email)
+            .bind(conference)
+            .fetch_all(c)
+            .await
+        })
         .context("reading sent mail")?;
         Ok(rows
-            .iter()
-            .map(|m| SentMail {
-                id: m.get("id"),
-                kind: m.get("kind"),
-                conference: m.get("conference_id"),
-                subject: m.get("subject"),
-                state: m.get("state"),
-                created_at: m.get("created_at"),
-                sent_at: m.get("sent_at"),
-                last_error: m.get("last_error"),
-            })
+            .into_iter()
+            .map(
+                |(id, kind, conference, subject, state, created, sent, last_error)| SentMail {
+                    id,
+                    kind,
+                    conference,
+                    subject,
+                    state,
+                    created_at: ts(created.0),
+                    sent_at: sent.map(|t| ts(t.0)),
+                    last_error,
+                },
+            )
             .collect())
     }
 
     /// The kept source of received mail `id`, with its conference.
     pub async fn inbound_raw(&self, id: i64) -> anyhow::Result<Option<(Option<String>, Vec<u8>)>> {
-        let row = sqlx::query(
-            "SELECT conference_id, raw FROM inbound_messages WHERE id = ? AND raw IS NOT NULL",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
+        let row: Option<(Option<String>, Vec<u8>)> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT conference_id, raw FROM inbound_messages WHERE id = $1 AND raw IS NOT NULL",
+            )
+            .bind(id)
+            .fetch_optional(c)
+            .await
+        })
         .context("reading a received mail")?;
-        Ok(row.map(|r| (r.get("conference_id"), r.get("raw"))))
+        Ok(row)
     }
 
     /// One open review item.
-    pub async fn review_item(&self, id: i64) -> anyhow::Result<Option<ReviewItem>> {
+    pub async fn review_item(&self, id: i64) -> anyhow::Result<Option<super::ReviewItem>> {
         Ok(self.review_items().await?.into_iter().find(|i| i.id == id))
     }
 
     /// The outbox as the dashboard shows it: every queued and failed mail,
-    /// and the `sent` most recently sent ones.
+    /// and the `sent` most recently sent ones; failed first, then queued.
     pub async fn outbox_page(&self, sent: i64) -> anyhow::Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, conference_id, recipient, subject, state, attempts, next_attempt_at,
-                    last_error, created_at, sent_at, message_id
-             FROM outbox WHERE state != 'sent'
-                OR id IN (SELECT id FROM outbox WHERE state = 'sent' ORDER BY sent_at DESC, id DESC LIMIT ?)
-             ORDER BY CASE state WHEN 'failed' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, id DESC",
-        )
-        .bind(sent)
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<OutboxRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT id, kind, conference_id, recipient, subject, state, attempts, next_attempt_at,
+                        last_error, created_at, sent_at, message_id
+                 FROM outbox
+                 WHERE state != $1
+                    OR id IN (SELECT id FROM outbox WHERE state = $1 ORDER BY sent_at DESC, id DESC LIMIT $2)
+                 ORDER BY CASE WHEN state = $3 THEN 0 WHEN state = $1 THEN 2 ELSE 1 END, id DESC",
+            )
+            .bind(OutboxState::Sent.as_str())
+            .bind(sent)
+            .bind(OutboxState::Failed.as_str())
+            .fetch_all(c)
+            .await
+        })
         .context("reading the outbox")?;
-        Ok(rows.iter().map(super::outbox_item_from_row).collect())
+        rows.into_iter().map(OutboxItem::try_from).collect()
     }
 
     /// Queue failed mail `id` again, due now; its recipient is no longer
     /// undeliverable. False when `id` is not a failed mail (or was erased).
     pub async fn retry_failed(&self, id: i64, now: DateTime<Utc>) -> anyhow::Result<bool> {
         let mut tx = self.begin().await?;
-        let recipient: Option<String> = sqlx::query_scalar(
-            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ?, failed_at = NULL
-             WHERE id = ? AND state = 'failed' AND recipient != 'erased'
-             RETURNING recipient",
-        )
-        .bind(ts(now))
-        .bind(id)
-        .fetch_optional(&mut *tx.tx)
-        .await
+        let recipient: Option<String> = on_tx!(tx, |c| {
+            sqlx::query_scalar(
+                "UPDATE outbox SET state = $1, attempts = 0, next_attempt_at = $2, failed_at = NULL,
+                     claimed_by = NULL, claimed_until = NULL
+                 WHERE id = $3 AND state = $4 AND recipient != $5
+                 RETURNING recipient",
+            )
+            .bind(OutboxState::Queued.as_str())
+            .bind(Ts(now))
+            .bind(id)
+            .bind(OutboxState::Failed.as_str())
+            .bind("erased")
+            .fetch_optional(&mut *c)
+            .await
+        })
         .context("queuing a failed mail again")?;
         let Some(recipient) = recipient else {
             return Ok(false);
         };
-        sqlx::query("DELETE FROM undeliverable WHERE email = ?")
-            .bind(recipient.to_lowercase())
-            .execute(&mut *tx.tx)
-            .await
-            .context("clearing the undeliverable mark")?;
+        on_tx!(tx, |c| {
+            sqlx::query("DELETE FROM undeliverable WHERE email = $1")
+                .bind(recipient.to_lowercase())
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+        })
+        .context("clearing the undeliverable mark")?;
         tx.commit().await?;
         Ok(true)
     }

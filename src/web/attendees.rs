@@ -111,7 +111,7 @@ pub fn workshop_titles(conf: &Conference, ids: &[String]) -> Vec<String> {
 /// One registration as the templates show it.
 pub fn row(conf: &Conference, r: &Registration, lang: Lang) -> minijinja::Value {
     minijinja::context! {
-        email => r.email.clone(),
+        email => r.email.to_string(),
         href => format!("/conferences/{}/attendees/{}", path_segment(&conf.id), path_segment(&r.email)),
         name => r.name.clone(),
         organization => r.organization.clone(),
@@ -335,7 +335,7 @@ mod tests {
         let r = Registration {
             id: 1,
             conference_id: "c".into(),
-            email: "ayse@example.org".into(),
+            email: crate::storage::EmailAddress::from_stored("ayse@example.org".into()),
             name: Some("Ayşe Yılmaz".into()),
             organization: Some("Verein Brückenbau".into()),
             party_size: 1,

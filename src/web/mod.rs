@@ -23,8 +23,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
 
+use crate::app::App;
 use crate::config::{Conference, WebConfig};
-use crate::pipeline::App;
 
 mod attendee;
 mod attendees;

@@ -13,7 +13,7 @@ use super::auth::Session;
 use super::i18n::Lang;
 use super::review::ReviewQuery;
 use super::{WebError, WebState, flash, local_time, render, see_other};
-use crate::pipeline::App;
+use crate::app::App;
 use crate::storage::OutboxItem;
 
 /// How many sent mails the page shows.
@@ -46,11 +46,11 @@ pub async fn page(
         .map(|o| {
             minijinja::context! {
                 id => o.id,
-                state => o.state.clone(),
+                state => o.state.as_str(),
                 state_label => lang.word(&format!("state_{}", o.state)),
                 created => local_time(&o.created_at, tz, lang),
                 sent => o.sent_at.as_deref().map(|t| local_time(t, tz, lang)),
-                to => o.recipient, kind => lang.mail_kind(&o.kind), subject => o.subject,
+                to => o.recipient, kind => lang.mail_kind(o.kind.as_str()), subject => o.subject,
                 conference => o.conference.as_deref().and_then(|c| app.config.conference(c)).map(|c| c.title.clone()), attempts => o.attempts, last_error => o.last_error,
             }
         })

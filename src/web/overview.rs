@@ -135,7 +135,7 @@ mod tests {
         Registration {
             id: 0,
             conference_id: "c".into(),
-            email: "a@example.org".into(),
+            email: crate::storage::EmailAddress::from_stored("a@example.org".into()),
             name: None,
             organization: None,
             party_size: party,

@@ -19,7 +19,7 @@ use super::i18n::Lang;
 use super::{
     WebError, WebState, flash, local_time, path_segment, render, see_other, visible_conference,
 };
-use crate::pipeline::App;
+use crate::app::App;
 use crate::review::{self, Correction};
 use crate::storage::ReviewItem;
 use crate::understand::{self, Action, Attendee};

@@ -27,7 +27,7 @@ pub struct SignInQuery {
 /// Sorted by name (the address where there is none), German letters folded.
 pub fn sorted(mut regs: Vec<Registration>) -> Vec<Registration> {
     let key = |r: &Registration| {
-        let name = r.name.clone().unwrap_or_else(|| r.email.clone());
+        let name = r.name.clone().unwrap_or_else(|| r.email.to_string());
         (fold(&name), name)
     };
     regs.sort_by_cached_key(key);
@@ -73,7 +73,7 @@ pub async fn page(
         .map(|(i, r)| {
             minijinja::context! {
                 n => i + 1,
-                name => r.name.clone().unwrap_or_else(|| r.email.clone()),
+                name => r.name.clone().unwrap_or_else(|| r.email.to_string()),
                 companions => r.companions.clone(),
                 organization => r.organization.clone(),
                 party_size => r.party_size,
@@ -116,7 +116,7 @@ mod tests {
         Registration {
             id: 0,
             conference_id: "c".into(),
-            email: format!("{}@example.org", name.len()),
+            email: crate::storage::EmailAddress::from_stored(format!("{}@example.org", name.len())),
             name: Some(name.into()),
             organization: None,
             party_size: 1,

@@ -461,7 +461,7 @@ async fn sessions_survive_a_restart_and_logout_ends_them() {
     let cookie = c.cookie.clone();
     let csrf = c.csrf.clone();
     // The daemon restarts: a new App on the same database.
-    let app: Arc<crate::pipeline::App> = c.t.reopen().await;
+    let app: Arc<crate::app::App> = c.t.reopen().await;
     let (_tx, rx) = watch::channel(app);
     let restarted = Client {
         t: c.t,

@@ -16,15 +16,25 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use crate::app::{CONFERENCES, MAILBOX, Rsvpd, mail, registration, servers, wait_answered};
+use crate::app::{
+    Backend, CONFERENCES, MAILBOX, Rsvpd, mail, on_both_backends, registration, servers,
+    wait_answered,
+};
 use crate::support::chromium::Chromium;
 use crate::support::{find_binary, free_port, wait_until};
 
 const PASSWORD: &str = "Sommerfest 2099!";
 
-/// Where the screenshots, the PDF and the downloads of a run are kept.
-fn artefacts() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+/// Where the screenshots, the PDF and the downloads of a run are kept:
+/// `target/web-screenshots/sqlite/` and `…/postgres/`.
+fn artefacts(backend: Backend) -> PathBuf {
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/web-screenshots")
+        .join(name);
     std::fs::create_dir_all(&dir).expect("artefact dir");
     dir
 }
@@ -73,6 +83,7 @@ conferences = ["fishbowl-hainholz"]
 struct Browser {
     client: Client,
     base: String,
+    artefacts: PathBuf,
 }
 
 impl Browser {
@@ -103,7 +114,7 @@ impl Browser {
 
     async fn shot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
-        std::fs::write(artefacts().join(format!("{name}.png")), png).expect("write screenshot");
+        std::fs::write(self.artefacts.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
     async fn fill(&self, css: &str, value: &str) {
@@ -189,11 +200,11 @@ fn pdftotext(pdf: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn pdf_to_png(pdf: &std::path::Path, prefix: &str) {
+fn pdf_to_png(pdf: &std::path::Path, out: &std::path::Path) {
     let status = Command::new(find_binary("pdftoppm", "poppler-utils"))
         .args(["-png", "-r", "60"])
         .arg(pdf)
-        .arg(artefacts().join(prefix))
+        .arg(out)
         .status()
         .expect("pdftoppm");
     assert!(status.success());
@@ -209,12 +220,14 @@ fn xlsx_text(bytes: &[u8]) -> String {
     all
 }
 
-#[test]
-fn organizers_use_the_dashboard_in_chromium() {
+on_both_backends!(organizers_use_the_dashboard_in_chromium);
+
+/// The whole dashboard on each storage backend.
+fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
     let (dovecot, sink) = servers();
     let port = free_port();
     let hash = hash_password(PASSWORD);
-    let app = Rsvpd::with_config(&dovecot, &sink, "", &web_config(port, &hash));
+    let app = Rsvpd::with_config_on(backend, &dovecot, &sink, "", &web_config(port, &hash));
     for (i, (name, addr)) in [
         ("Zeynep Kaya", "zeynep@example.org"),
         ("Şahin Demir", "sahin@example.org"),
@@ -281,6 +294,7 @@ fn organizers_use_the_dashboard_in_chromium() {
         let b = Browser {
             client,
             base: format!("http://127.0.0.1:{port}"),
+            artefacts: artefacts(backend),
         };
 
         // Not logged in: every page sends you to the login.
@@ -335,6 +349,12 @@ fn organizers_use_the_dashboard_in_chromium() {
             "{found}"
         );
         b.shot("05-search").await;
+        let (status, _, page) = b
+            .fetch("/conferences/miko-2027?status=waitlisted", "GET", "")
+            .await;
+        assert_eq!(status, 200);
+        let page = String::from_utf8_lossy(&page).into_owned();
+        assert!(page.contains("Keine Anmeldung gefunden"), "{page}");
         b.click("table.list a").await;
         b.wait_at("/conferences/miko-2027/attendees/").await;
         let person = b.text().await;
@@ -397,7 +417,7 @@ fn organizers_use_the_dashboard_in_chromium() {
             .await;
         assert_eq!(status, 200);
         assert!(kind.starts_with("text/csv"), "{kind}");
-        std::fs::write(artefacts().join("attendees.csv"), &csv).expect("write csv");
+        std::fs::write(b.artefacts.join("attendees.csv"), &csv).expect("write csv");
         assert!(csv.starts_with("\u{feff}".as_bytes()), "the CSV has no BOM");
         let csv = String::from_utf8(csv).expect("UTF-8");
         assert!(csv.contains("Frauentreff Linden;3;"), "{csv}");
@@ -406,7 +426,7 @@ fn organizers_use_the_dashboard_in_chromium() {
             .fetch("/conferences/miko-2027/attendees.xlsx", "GET", "")
             .await;
         assert_eq!(status, 200);
-        std::fs::write(artefacts().join("attendees.xlsx"), &xlsx).expect("write xlsx");
+        std::fs::write(b.artefacts.join("attendees.xlsx"), &xlsx).expect("write xlsx");
         let sheet = xlsx_text(&xlsx);
         for word in [
             "Name",
@@ -429,9 +449,9 @@ fn organizers_use_the_dashboard_in_chromium() {
             .build()
             .expect("print config");
         let pdf = b.client.print(config).await.expect("print to PDF");
-        let pdf_path = artefacts().join("sign-in.pdf");
+        let pdf_path = b.artefacts.join("sign-in.pdf");
         std::fs::write(&pdf_path, &pdf).expect("write pdf");
-        pdf_to_png(&pdf_path, "11-sign-in-printed");
+        pdf_to_png(&pdf_path, &b.artefacts.join("11-sign-in-printed"));
         let text = pdftotext(&pdf_path);
         assert!(
             text.contains("Unterschriftenliste") && text.contains("Unterschrift"),
