@@ -25,4 +25,5 @@ pub mod schedule;
 pub mod storage;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 pub mod understand;
