@@ -123,10 +123,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (web_stop_tx, web_stop_rx) = watch::channel(false);
     let web_task =
         listener.map(|l| tokio::spawn(web::serve(l, web::WebState::new(app_rx), web_stop_rx)));
+    // Before the workers start: a SIGTERM that comes as soon as they show
+    // signs of life (a failed connect is logged within milliseconds) must find
+    // the handler, not the default action that kills the process.
+    let mut signals = Signals::install(watchdog_interval())?;
     let mut running = start(prepared);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(config = %path.display(), "rsvpd is running");
-    let mut signals = Signals::install(watchdog_interval())?;
     while signals.next().await == Signal::Reload {
         notify_systemd(&[sd_notify::NotifyState::Reloading]);
         // The new configuration is checked and opened before the old workers
