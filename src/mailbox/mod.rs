@@ -24,9 +24,10 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use tracing::{debug, info};
 
+use crate::app::App;
 use crate::config::{Config, ImapServer, MailboxSource};
 use crate::failpoint::failpoint;
-use crate::pipeline::{App, Processed};
+use crate::pipeline::Processed;
 
 /// At most this many mails are fetched in one command…
 pub const FETCH_BATCH: usize = 64;
@@ -89,8 +90,12 @@ impl Source {
     }
 
     /// File a handled message away according to its outcome.
-    pub async fn file_away(&mut self, msg: Pending, outcome: &str) -> anyhow::Result<()> {
-        let review = outcome == "review";
+    pub async fn file_away(
+        &mut self,
+        msg: Pending,
+        outcome: crate::storage::InboundOutcome,
+    ) -> anyhow::Result<()> {
+        let review = outcome == crate::storage::InboundOutcome::Review;
         match (self, msg.key) {
             (Source::Maildir(m), Key::File(path)) => {
                 m.file_away(&path, review)?;
@@ -405,7 +410,6 @@ pub async fn step(app: &App, source: &mut Source) -> anyhow::Result<bool> {
     if let Processed::AlreadyHandled(outcome) = &processed {
         debug!(location = %msg.location, %outcome, "already handled; filing it away");
     }
-    let outcome = processed.outcome().to_string();
-    source.file_away(msg, &outcome).await?;
+    source.file_away(msg, processed.outcome()).await?;
     Ok(true)
 }
