@@ -102,7 +102,8 @@ pub struct ImapServer {
     pub port: u16,
     pub tls: Tls,
     pub user: String,
-    pub password: Secret,
+    /// Read when rsvpd logs in, not when the config is parsed.
+    pub password: PasswordSource,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -147,7 +148,8 @@ pub struct SmtpServer {
     pub port: u16,
     pub tls: Tls,
     pub user: Option<String>,
-    pub password: Option<Secret>,
+    /// Read when rsvpd logs in, not when the config is parsed; None without a user.
+    pub password: Option<PasswordSource>,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -295,6 +297,65 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// Where a server password comes from. The file is read only when a command
+/// connects (`run`, `check`, `ingest` do; `attendees`, `review`, … never do),
+/// so organizers can use the database commands without the service's
+/// credentials, and a rotated password file is picked up at the next login.
+#[derive(Clone)]
+pub struct PasswordSource {
+    /// "[mailbox]" or "[smtp]", for messages.
+    section: &'static str,
+    from: PasswordFrom,
+}
+
+#[derive(Clone)]
+enum PasswordFrom {
+    File(PathBuf),
+    /// The environment variable's name and the value it had.
+    Env(&'static str, Secret),
+}
+
+impl PasswordSource {
+    /// The password, read now.
+    pub fn read(&self) -> anyhow::Result<Secret> {
+        match &self.from {
+            PasswordFrom::Env(_, s) => Ok(s.clone()),
+            PasswordFrom::File(p) => {
+                let s = std::fs::read_to_string(p).with_context(|| {
+                    format!(
+                        "{} cannot read password_file {}; only commands that connect need it (run as the service's user, where systemd's LoadCredential provides it)",
+                        self.section,
+                        p.display()
+                    )
+                })?;
+                let s = s.trim_end_matches(['\r', '\n']).to_string();
+                if s.is_empty() {
+                    bail!(
+                        "{} password_file {} is empty; put the password in it",
+                        self.section,
+                        p.display()
+                    );
+                }
+                Ok(Secret(s))
+            }
+        }
+    }
+
+    /// What the password is read from, for `check --offline`.
+    pub fn describe(&self) -> String {
+        match &self.from {
+            PasswordFrom::File(p) => format!("password_file {}", p.display()),
+            PasswordFrom::Env(name, _) => format!("the environment variable {name}"),
+        }
+    }
+}
+
+impl fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "password from {}", self.describe())
     }
 }
 
@@ -715,7 +776,26 @@ struct ServerUrl {
     tls_none: bool,
 }
 
+/// `s` with the password of its user part replaced by `***`, if it has one
+/// (`imap://user:secret@host`); None when there is none.
+fn url_without_password(s: &str) -> Option<String> {
+    let start = s.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = s[start..]
+        .find(['/', '?'])
+        .map(|i| start + i)
+        .unwrap_or(s.len());
+    let at = start + s[start..end].rfind('@')?;
+    let colon = start + s[start..at].find(':')?;
+    Some(format!("{}:***{}", &s[..colon], &s[at..]))
+}
+
 fn parse_server_url(s: &str) -> Result<ServerUrl, String> {
+    // Before any message that quotes the URL: the password must not be repeated.
+    if let Some(shown) = url_without_password(s) {
+        return Err(format!(
+            "`{shown}` contains a password; passwords never sit in the config file: remove it from the URL and put it into password_file (e.g. a systemd credential) or the environment variable"
+        ));
+    }
     let (scheme, rest) = s.split_once("://").ok_or_else(|| {
         format!("`{s}` is not a URL; it must start with a scheme such as imaps://")
     })?;
@@ -943,8 +1023,7 @@ impl Config {
                 tls,
                 user,
             } => {
-                let password = read_secret(m.password_file.as_deref(), "RSVPD_IMAP_PASSWORD", &resolve, env)
-                    .map_err(|e| at_line(path, text, url_offset, format!("[mailbox] {e}")))?
+                let password = password_source("[mailbox]", m.password_file.as_deref(), "RSVPD_IMAP_PASSWORD", &resolve, env)
                     .ok_or_else(|| {
                         at_line(
                             path,
@@ -991,13 +1070,13 @@ impl Config {
                 tls,
                 user,
             } => {
-                let password = read_secret(
+                let password = password_source(
+                    "[smtp]",
                     s.password_file.as_deref(),
                     "RSVPD_SMTP_PASSWORD",
                     &resolve,
                     env,
-                )
-                .map_err(|e| at_line(path, text, smtp_offset, format!("[smtp] {e}")))?;
+                );
                 if user.is_some() && password.is_none() {
                     return Err(at_line(
                         path,
@@ -1007,11 +1086,11 @@ impl Config {
                     ));
                 }
                 SmtpTransportConfig::Smtp(SmtpServer {
+                    password: password.filter(|_| user.is_some()),
                     host,
                     port,
                     tls,
                     user,
-                    password,
                     ca_file: s.ca_file.as_deref().map(&resolve),
                 })
             }
@@ -1313,23 +1392,20 @@ pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Result<DateTime<Utc>, Strin
     }
 }
 
-fn read_secret(
+/// Where the password of `section` comes from: `password_file` (read later,
+/// when a command connects), else the environment variable `env_name`.
+fn password_source(
+    section: &'static str,
     file: Option<&str>,
-    env_name: &str,
+    env_name: &'static str,
     resolve: &dyn Fn(&str) -> PathBuf,
     env: &dyn Fn(&str) -> Option<String>,
-) -> anyhow::Result<Option<Secret>> {
-    if let Some(f) = file {
-        let p = resolve(f);
-        let s = std::fs::read_to_string(&p)
-            .with_context(|| format!("cannot read password_file {}", p.display()))?;
-        let s = s.trim_end_matches(['\r', '\n']).to_string();
-        if s.is_empty() {
-            bail!("password_file {} is empty", p.display());
-        }
-        return Ok(Some(Secret(s)));
-    }
-    Ok(env(env_name).filter(|s| !s.is_empty()).map(Secret))
+) -> Option<PasswordSource> {
+    let from = match file {
+        Some(f) => PasswordFrom::File(resolve(f)),
+        None => PasswordFrom::Env(env_name, Secret(env(env_name).filter(|s| !s.is_empty())?)),
+    };
+    Some(PasswordSource { section, from })
 }
 
 #[cfg(test)]
@@ -1370,7 +1446,7 @@ at = "09:00"
                 assert_eq!(s.user, "anmeldung@example.org");
                 assert_eq!(s.port, 1143);
                 assert_eq!(s.tls, Tls::None);
-                assert_eq!(s.password.expose(), "pw");
+                assert_eq!(s.password.read().expect("env password").expose(), "pw");
             }
             other => panic!("{other:?}"),
         }

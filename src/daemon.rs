@@ -51,6 +51,13 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
                 tokio::time::sleep(wait).await;
             }
             Step::Idle(_) => break,
+            Step::Paused(until) => {
+                warn!(
+                    retry_at = %crate::storage::ts(until),
+                    "sending is paused (see the error above); queued mail stays in the outbox"
+                );
+                break;
+            }
         }
     }
     info!(handled, scheduled, sent, "run --once finished");
@@ -280,6 +287,9 @@ async fn mailbox_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 const OUTBOX_RECHECK: Duration = Duration::from_secs(60);
 
 async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Receiver<bool>) {
+    if let Err(e) = outbox::retry_now(&app).await {
+        error!(error = %format!("{e:#}"), "reading the delivery pause failed");
+    }
     let mut failures = 0u32;
     while !*stop.borrow() {
         let wait = match outbox::step(&app, &transport).await {
@@ -287,7 +297,7 @@ async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Recei
                 failures = 0;
                 continue;
             }
-            Ok(Step::Throttled(until)) | Ok(Step::Idle(Some(until))) => {
+            Ok(Step::Throttled(until)) | Ok(Step::Idle(Some(until))) | Ok(Step::Paused(until)) => {
                 failures = 0;
                 (until - chrono::Utc::now())
                     .to_std()

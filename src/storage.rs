@@ -18,8 +18,10 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::config::{Conference, Language};
 
+mod delivery;
 mod notify;
 mod privacy;
+pub use delivery::DeliveryPause;
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use privacy::{Erased, PersonData};
 

@@ -179,12 +179,14 @@ pub fn connect(server: &ImapServer, timeout: Duration) -> anyhow::Result<Session
             .read_greeting()
             .with_context(|| format!("reading the greeting of {where_}"))?;
     }
+    let password = server.password.read()?;
     let session = client
-        .login(&server.user, server.password.expose())
+        .login(&server.user, password.expose())
         .map_err(|(e, _)| {
             anyhow!(
-                "the IMAP server {where_} refused the login of `{}`: {e}",
-                server.user
+                "the IMAP server {where_} refused the login of `{}`: {}; check the password in [mailbox] password_file (or RSVPD_IMAP_PASSWORD)",
+                server.user,
+                crate::mask::mask_addresses(&e.to_string())
             )
         })?;
     Ok(session)

@@ -106,6 +106,17 @@ url = "sqlite://rsvpd.db"
         }
     }
 
+    /// Replace the `[smtp] url` line (which points at the sink) by `lines`.
+    pub fn set_smtp(&self, lines: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let start = text
+            .find("url = \"smtp://127.0.0.1:")
+            .expect("the sink's url line");
+        let end = start + text[start..].find('\n').expect("end of line");
+        let text = format!("{}{lines}{}", &text[..start], &text[end..]);
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("rsvpd.db")
     }
@@ -347,4 +358,28 @@ pub fn wait_answered(sink: &SmtpSink, who: &str, limit: Duration, log: impl Fn()
         },
         log,
     );
+}
+
+/// Dovecot's submission service as a real SMTP server with TLS and login,
+/// relaying what it accepts to smtp-sink: (STARTTLS port, implicit TLS port).
+pub fn submission(sink: &SmtpSink) -> (Dovecot, u16, u16) {
+    let [starttls, implicit] = crate::support::free_ports::<2>();
+    let dovecot = Dovecot::start_with(&format!(
+        "protocols = imap lmtp submission\nhostname = localhost\n\
+         submission_relay_host = 127.0.0.1\nsubmission_relay_port = {relay}\n\
+         submission_relay_trusted = yes\nsubmission_relay_ssl = no\n\
+         service submission-login {{\n  inet_listener submission {{\n    address = 127.0.0.1\n    port = {starttls}\n  }}\n\
+         inet_listener submissions {{\n    address = 127.0.0.1\n    port = {implicit}\n    ssl = yes\n  }}\n}}\n",
+        relay = sink.port()
+    ));
+    crate::support::wait_until(
+        Duration::from_secs(20),
+        "Dovecot submission listening",
+        || {
+            (crate::support::is_listening(starttls) && crate::support::is_listening(implicit))
+                .then_some(())
+        },
+        || dovecot.log(),
+    );
+    (dovecot, starttls, implicit)
 }
