@@ -18,13 +18,14 @@ use crate::pipeline::{App, Processed, hex_sha256};
 use crate::register::{Actor, Mode};
 use crate::storage::Store;
 use crate::understand::{self, Action, Attendee, Context};
+use crate::{say, say_raw};
 
 fn load(path: &Path) -> anyhow::Result<Config> {
     Config::load(path)
 }
 
 pub fn default_config() -> anyhow::Result<()> {
-    print!("{}", config::EXAMPLE);
+    say_raw!("{}", config::EXAMPLE)?;
     Ok(())
 }
 
@@ -37,25 +38,79 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<()> {
     }
 }
 
-pub async fn check(path: &Path) -> anyhow::Result<()> {
+pub async fn check(path: &Path, offline: bool) -> anyhow::Result<()> {
     let config = load(path)?;
-    println!(
+    say!(
         "config      ok: {} ({} conference(s))",
         path.display(),
         config.conferences.len()
-    );
+    )?;
+    if offline {
+        return check_offline(&config);
+    }
     let app = App::open(config).await?;
-    println!(
+    say!(
         "database    ok: {}",
         app.config.database.sqlite_path.display()
-    );
+    )?;
     let mut source = Source::new(&app.config);
     let line = source.check(&app).await.context("mailbox check failed")?;
-    println!("mailbox     ok: {line}");
+    say!("mailbox     ok: {line}")?;
     let transport = Transport::new(&app.config.smtp)?;
     let line = transport.check().await.context("SMTP check failed")?;
-    println!("smtp        ok: {line}");
+    say!("smtp        ok: {line}")?;
     app.store.close().await;
+    Ok(())
+}
+
+/// `check --offline` (the unit's `ExecStartPre`): everything that can be
+/// checked on this machine — templates, CA files, that the password files
+/// can be read — without contacting a server, so a mail server that is down
+/// at boot does not stop the start.
+fn check_offline(config: &Config) -> anyhow::Result<()> {
+    crate::mailer::Renderer::new(config)?;
+    say!("templates   ok: every template renders")?;
+    match &config.mailbox.source {
+        config::MailboxSource::Maildir(dir) => say!(
+            "mailbox     ok: Maildir {} (not read: --offline)",
+            dir.display()
+        )?,
+        config::MailboxSource::Imap(s) => {
+            s.password.read()?;
+            say!(
+                "mailbox     ok: IMAP {}:{} as {}, password from {} (not contacted: --offline)",
+                s.host,
+                s.port,
+                s.user,
+                s.password.describe()
+            )?
+        }
+    }
+    // Building the transport reads the CA file; it connects only when sending.
+    Transport::new(&config.smtp)?;
+    match &config.smtp.transport {
+        config::SmtpTransportConfig::File(dir) => {
+            say!("smtp        ok: mail is written into {}", dir.display())?
+        }
+        config::SmtpTransportConfig::Smtp(s) => {
+            let login = match (&s.user, &s.password) {
+                (Some(user), Some(password)) => {
+                    password.read()?;
+                    format!("as {user}, password from {}", password.describe())
+                }
+                _ => "without login".to_string(),
+            };
+            say!(
+                "smtp        ok: {}:{} {login} (not contacted: --offline)",
+                s.host,
+                s.port
+            )?
+        }
+    }
+    say!(
+        "database    not opened (--offline): {}",
+        config.database.sqlite_path.display()
+    )?;
     Ok(())
 }
 
@@ -111,12 +166,12 @@ pub async fn ingest(path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
                 Processed::Done(o) => o.outcome.to_string(),
                 Processed::AlreadyHandled(_) => "already handled".to_string(),
             };
-            println!("{}: {outcome}", file.display());
+            say!("{}: {outcome}", file.display())?;
             *counts.entry(outcome).or_default() += 1;
         }
     }
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("{}", summary.join(", "));
+    say!("{}", summary.join(", "))?;
     app.store.close().await;
     Ok(())
 }
@@ -234,7 +289,7 @@ pub async fn attendees(
                 .filter(|r| r.status == crate::storage::Status::Confirmed)
                 .map(|r| r.party_size)
                 .sum();
-            println!("{} registration(s), {people} confirmed people", regs.len());
+            say!("{} registration(s), {people} confirmed people", regs.len())?;
             Ok(())
         }
     }
@@ -259,7 +314,7 @@ pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
                 ]);
             }
             t.print()?;
-            println!("{} message(s) need a human", items.len());
+            say!("{} message(s) need a human", items.len())?;
             Ok(())
         }
     }
@@ -345,10 +400,10 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
         bail!("review item {id} was closed meanwhile");
     }
     tx.commit().await?;
-    println!(
+    say!(
         "review item {id}: recorded for {conference}, {} mail(s) queued",
         outcome.queued
-    );
+    )?;
     app.store.close().await;
     Ok(())
 }
@@ -365,7 +420,7 @@ pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
     }
     tx.commit().await?;
     store.close().await;
-    println!("review item {id} dismissed");
+    say!("review item {id} dismissed")?;
     Ok(())
 }
 
@@ -404,7 +459,7 @@ pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
             t.print()?;
             let queued = items.iter().filter(|i| i.state == "queued").count();
             let failed = items.iter().filter(|i| i.state == "failed").count();
-            println!("{} mail(s): {queued} queued, {failed} failed", items.len());
+            say!("{} mail(s): {queued} queued, {failed} failed", items.len())?;
             Ok(())
         }
     }
@@ -475,12 +530,12 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
         .map(|r| r.status.as_str())
         .unwrap_or("?");
     tx.commit().await?;
-    println!(
+    say!(
         "{} registered for {} ({status}); {queued} mail(s) queued{}",
         attendee.email,
         conf.id,
         note.map(|n| format!(" — {n}")).unwrap_or_default()
-    );
+    )?;
     app.store.close().await;
     Ok(())
 }
@@ -504,7 +559,7 @@ pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Resul
         bail!("{email} has no registration for {}", conf.id);
     };
     tx.commit().await?;
-    println!("{email} cancelled for {}; {queued} mail(s) queued", conf.id);
+    say!("{email} cancelled for {}; {queued} mail(s) queued", conf.id)?;
     app.store.close().await;
     Ok(())
 }
@@ -538,25 +593,25 @@ pub async fn send(
     let plan = crate::broadcast::prepare(&app, &conf, subject, &body, &statuses, now).await?;
     let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     for (email, why) in &plan.skipped {
-        println!("left out {email}: {why}");
+        say!("left out {email}: {why}")?;
     }
     if dry_run {
-        println!(
+        say!(
             "dry run: {} mail(s) would be queued for {} ({}); nothing was queued",
             plan.mails.len(),
             conf.id,
             names.join(",")
-        );
+        )?;
         if let Some(sample) = &plan.sample {
-            println!("--- sample ---\n{sample}");
+            say!("--- sample ---\n{sample}")?;
         }
     } else {
         let n = crate::broadcast::queue(&app, &conf, plan, now).await?;
-        println!(
+        say!(
             "{n} mail(s) queued for {} ({}); `rsvpd outbox` shows them",
             conf.id,
             names.join(",")
-        );
+        )?;
     }
     app.store.close().await;
     Ok(())
@@ -575,11 +630,13 @@ pub async fn forget(path: &Path, email: &str) -> anyhow::Result<()> {
     let store = Store::open(&config.database.sqlite_path).await?;
     let erased = store.forget(email).await?;
     store.close().await;
-    println!(
+    say!(
         "{email}: erased {} registration(s), {} received and {} sent mail(s); \
          mail still in the mailbox folders is not touched — delete it there if it must go too",
-        erased.registrations, erased.messages_received, erased.messages_sent
-    );
+        erased.registrations,
+        erased.messages_received,
+        erased.messages_sent
+    )?;
     Ok(())
 }
 

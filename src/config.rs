@@ -972,6 +972,44 @@ pub fn resolve_path(arg: Option<&Path>) -> PathBuf {
     PathBuf::from("/etc/rsvpd/rsvpd.toml")
 }
 
+/// `msg` about the value at `offset`, led by its key and table when the
+/// message does not name them ("invalid type: string \"200\", expected u32"
+/// becomes "[[conference]] capacity: …; write the number without quotes").
+fn with_key(text: &str, offset: usize, msg: &str) -> String {
+    static KEY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"([A-Za-z0-9_.-]+|"[^"]*")\s*=\s*[\[{]?\s*$"#).expect("a valid regex")
+    });
+    static TABLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?m)^\s*(\[\[?[^\]]+\]\]?)").expect("a valid regex")
+    });
+    let offset = offset.min(text.len());
+    if msg.contains("field `") || !text.is_char_boundary(offset) {
+        // serde already named it ("unknown field `x`", "missing field `url`").
+        return msg.to_string();
+    }
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let Some(key) = KEY
+        .captures(&text[line_start..offset])
+        .map(|c| c[1].to_string())
+    else {
+        return msg.to_string();
+    };
+    let table = TABLE
+        .captures_iter(&text[..line_start])
+        .last()
+        .map(|c| format!("{} ", &c[1]))
+        .unwrap_or_default();
+    let number = ["u8", "u16", "u32", "u64", "i64", "integer"]
+        .iter()
+        .any(|t| msg.ends_with(&format!("expected {t}")));
+    let hint = if msg.starts_with("invalid type: string") && number {
+        format!("; write the number without quotes, e.g. {key} = 200")
+    } else {
+        String::new()
+    };
+    format!("{table}{key}: {msg}{hint}")
+}
+
 /// A config problem located in the file: "FILE line N: message".
 fn at_line(path: &Path, text: &str, offset: usize, msg: impl fmt::Display) -> anyhow::Error {
     let line = text[..offset.min(text.len())].matches('\n').count() + 1;
@@ -995,10 +1033,12 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Config> {
+        // Only the message and our own wording: toml's Display quotes the
+        // line, which may hold a secret someone pasted by mistake.
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
             match e.span() {
-                Some(span) => at_line(path, text, span.start, msg),
+                Some(span) => at_line(path, text, span.start, with_key(text, span.start, &msg)),
                 None => anyhow::anyhow!("{}: {}", path.display(), msg),
             }
         })?;
@@ -1457,6 +1497,51 @@ at = "09:00"
             c.conferences[0].starts.to_rfc3339(),
             "2027-10-15T11:30:00+00:00"
         );
+    }
+
+    #[test]
+    fn a_type_error_names_the_key_its_table_and_the_line() {
+        let text = GOOD.replace(
+            "ends = \"2027-10-15T19:30\"",
+            "ends = \"2027-10-15T19:30\"\ncapacity = \"200\"",
+        );
+        let e = format!("{:#}", parse(&text).expect_err("must fail"));
+        assert!(
+            e.contains("line 14")
+                && e.contains("[[conference]] capacity: invalid type: string \"200\"")
+                && e.contains("without quotes"),
+            "{e}"
+        );
+        let text = GOOD.replace("[smtp]\n", "[smtp]\nmax_per_minute = true\n");
+        let e = format!("{:#}", parse(&text).expect_err("must fail"));
+        assert!(
+            e.contains("[smtp] max_per_minute: invalid type: boolean"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_refused_without_repeating_it() {
+        for (from, to) in [
+            (
+                "imap://anmeldung%40example.org@127.0.0.1:1143?tls=none",
+                "imap://anmeldung%40example.org:Geheim%2F123@127.0.0.1:1143?tls=none",
+            ),
+            (
+                "smtp://127.0.0.1:2525?tls=none",
+                "smtp://orga:Geheim%2F123@127.0.0.1:2525?tls=none",
+            ),
+        ] {
+            let e = format!(
+                "{:#}",
+                parse(&GOOD.replace(from, to)).expect_err("must fail")
+            );
+            assert!(
+                e.contains("contains a password") && e.contains("password_file"),
+                "{e}"
+            );
+            assert!(!e.contains("Geheim"), "{e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rsvpd::commands::{self, AddArgs};
-use rsvpd::output::Format;
+use rsvpd::output::{Format, ListFormat};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -35,7 +35,11 @@ enum Command {
         once: bool,
     },
     /// Validate the config and reach the mailbox, the SMTP server and the database
-    Check,
+    Check {
+        /// Check the config, templates, CA and password files without contacting any server
+        #[arg(long)]
+        offline: bool,
+    },
     /// Feed .eml or mbox files through the same pipeline as the mailbox
     Ingest {
         #[arg(required = true)]
@@ -44,7 +48,7 @@ enum Command {
     /// List the configured conferences with their numbers
     Conferences {
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
     },
     /// List the attendees of a conference
     Attendees {
@@ -60,12 +64,12 @@ enum Command {
         #[command(subcommand)]
         action: Option<ReviewAction>,
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
     },
     /// Outgoing mail and its state
     Outbox {
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
     },
     /// Register someone by hand (they get the same mail as by writing)
     Add {
@@ -155,9 +159,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { once } => commands::run(&path, once).await,
-            Command::Check => commands::check(&path).await,
+            Command::Check { offline } => commands::check(&path, offline).await,
             Command::Ingest { files } => commands::ingest(&path, &files).await,
-            Command::Conferences { format } => commands::conferences(&path, format).await,
+            Command::Conferences { format } => commands::conferences(&path, format.into()).await,
             Command::Attendees {
                 conference,
                 all,
@@ -166,7 +170,7 @@ fn main() -> ExitCode {
             Command::Review {
                 action: None,
                 format,
-            } => commands::review_list(&path, format).await,
+            } => commands::review_list(&path, format.into()).await,
             Command::Review {
                 action: Some(ReviewAction::Assign { id, conference }),
                 ..
@@ -175,7 +179,7 @@ fn main() -> ExitCode {
                 action: Some(ReviewAction::Dismiss { id }),
                 ..
             } => commands::review_dismiss(&path, id).await,
-            Command::Outbox { format } => commands::outbox(&path, format).await,
+            Command::Outbox { format } => commands::outbox(&path, format.into()).await,
             Command::Add {
                 conference,
                 email,
@@ -227,6 +231,8 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `rsvpd attendees … | head -1`: the reader has what it wanted.
+        Err(e) if rsvpd::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rsvpd: error: {e:#}");
             ExitCode::FAILURE

@@ -139,6 +139,8 @@ fn read_line(tcp: &mut TcpStream) -> anyhow::Result<String> {
 
 /// Connect, secure and log in.
 pub fn connect(server: &ImapServer, timeout: Duration) -> anyhow::Result<Session> {
+    // Read first: a missing credential is the thing to fix, whatever the network does.
+    let password = server.password.read()?;
     let where_ = format!("{}:{}", server.host, server.port);
     let addr = (server.host.as_str(), server.port)
         .to_socket_addrs()
@@ -179,7 +181,6 @@ pub fn connect(server: &ImapServer, timeout: Duration) -> anyhow::Result<Session
             .read_greeting()
             .with_context(|| format!("reading the greeting of {where_}"))?;
     }
-    let password = server.password.read()?;
     let session = client
         .login(&server.user, password.expose())
         .map_err(|(e, _)| {
