@@ -41,7 +41,13 @@ pub struct WebConfig {
     /// The address people use (behind the reverse proxy); `https` makes cookies Secure.
     pub public_url: Option<String>,
     pub users: Vec<WebUser>,
+    /// `/healthz` turns 503 when a worker has failed this long.
+    pub unhealthy_after: Duration,
 }
+
+/// How long a worker may fail before `/healthz` says so: long enough for a
+/// server restart, short enough to page before the morning.
+pub const DEFAULT_UNHEALTHY_AFTER: Duration = Duration::from_secs(5 * 60);
 
 impl WebConfig {
     /// Whether the dashboard is reached over https (cookies get `Secure`).
@@ -381,6 +387,8 @@ struct RawConfig {
 struct RawWeb {
     listen: Spanned<String>,
     public_url: Option<Spanned<String>>,
+    #[serde(default = "default_unhealthy_after")]
+    unhealthy_after: HumanDuration,
     #[serde(default, rename = "user")]
     users: Vec<RawWebUser>,
 }
@@ -414,6 +422,10 @@ struct RawMailbox {
     max_message_size: ByteSize,
     address: Option<Spanned<String>>,
     ca_file: Option<String>,
+}
+
+fn default_unhealthy_after() -> HumanDuration {
+    HumanDuration(DEFAULT_UNHEALTHY_AFTER)
 }
 
 fn default_folder() -> String {
@@ -1413,6 +1425,7 @@ fn parse_web(
         listen,
         public_url,
         users,
+        unhealthy_after: w.unhealthy_after.0,
     })
 }
 

@@ -5,7 +5,7 @@
 //! `schedule` (reminders, digests, opt-in expiry) and `broadcast` also feed
 //! the outbox; `calendar` writes the invites the mailer attaches.
 //! `commands` and `daemon` drive it; `web` serves HTTP inside the daemon;
-//! `config` parses the edge.
+//! `health` and `metrics` say how it goes; `config` parses the edge.
 
 pub mod broadcast;
 pub mod calendar;
@@ -14,9 +14,11 @@ pub mod config;
 pub mod daemon;
 pub mod export;
 pub mod failpoint;
+pub mod health;
 pub mod mailbox;
 pub mod mailer;
 pub mod mask;
+pub mod metrics;
 pub mod outbox;
 pub mod output;
 pub mod pipeline;

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::{error, info, warn};
 
-use crate::failpoint::failpoint;
+use crate::failpoint::{failpoint, hang_point};
 use crate::mailer::{SendError, SetupProblem, Stage, Transport};
 use crate::mask::mask;
 use crate::pipeline::App;
@@ -59,10 +59,12 @@ pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
     };
     let from = app.config.smtp.from.email.clone();
     failpoint("before-send");
+    hang_point("before-send").await;
     match transport.send(&from, &msg.recipient, &msg.raw).await {
         Ok(()) => {
             failpoint("after-send");
             app.store.mark_sent(msg.id, Utc::now()).await?;
+            crate::metrics::mail_sent();
             info!(outbox = msg.id, to = %mask(&msg.recipient), "mail sent");
             if app.store.end_delivery_pause(Utc::now()).await? {
                 info!("the SMTP server accepts mail again; sending resumed");

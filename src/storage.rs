@@ -18,11 +18,11 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::config::{Conference, Language};
 
-mod delivery;
 mod notify;
+mod ops;
 mod privacy;
-pub use delivery::DeliveryPause;
 pub use notify::{Ended, FailedMail, OptInRequest};
+pub use ops::DeliveryPause;
 pub use privacy::{Erased, PersonData};
 
 pub fn ts(t: DateTime<Utc>) -> String {

@@ -61,6 +61,7 @@ impl Source {
                 session: None,
                 state: None,
                 queue: VecDeque::new(),
+                logins: 0,
             })),
         }
     }
@@ -146,6 +147,8 @@ pub struct ImapSource {
     state: Option<FolderState>,
     /// UIDs (with sizes) found new, handled one by one.
     queue: VecDeque<(u32, u32)>,
+    /// Successful logins so far; every one after the first is a reconnect.
+    logins: u64,
 }
 
 impl ImapSource {
@@ -187,6 +190,10 @@ impl ImapSource {
         let session = tokio::task::spawn_blocking(move || imap::connect(&server, timeout))
             .await
             .context("the IMAP thread failed")??;
+        if self.logins > 0 {
+            crate::metrics::imap_reconnected();
+        }
+        self.logins += 1;
         self.session = Some(session);
         let folder = self.folder.clone();
         let processed = self.processed_folder.clone();

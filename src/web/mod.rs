@@ -19,28 +19,45 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::config::WebConfig;
+use crate::health::Health;
 use crate::pipeline::App;
 
-/// What every handler gets: the daemon's current `App`.
+mod service;
+
+/// What every handler gets: the daemon's current `App`, and the workers' health.
 #[derive(Clone)]
 pub struct WebState {
     app: watch::Receiver<Arc<App>>,
+    health: Arc<Health>,
 }
 
 impl WebState {
     pub fn new(app: watch::Receiver<Arc<App>>) -> WebState {
-        WebState { app }
+        WebState {
+            app,
+            health: Health::new(crate::config::DEFAULT_UNHEALTHY_AFTER),
+        }
+    }
+
+    /// The daemon's health, which its workers report to.
+    pub fn with_health(mut self, health: Arc<Health>) -> WebState {
+        self.health = health;
+        self
     }
 
     /// The `App` of the configuration in force now (it changes on SIGHUP).
     pub fn app(&self) -> Arc<App> {
         self.app.borrow().clone()
     }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
 }
 
 /// Every route the daemon serves.
 pub fn router(state: WebState) -> Router {
-    Router::new().with_state(state)
+    Router::new().merge(service::routes()).with_state(state)
 }
 
 /// Bind `[web] listen` before anything starts, so a port in use stops the

@@ -263,6 +263,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A daemon started by hand (other environment, other clock); stopped when dropped.
+    pub fn new(child: Child, log: PathBuf) -> Daemon {
+        Daemon { child, log }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -342,6 +347,18 @@ pub fn registration(name: &str, addr: &str, id: &str) -> Vec<u8> {
         "Anmeldung zur Migrationskonferenz",
         id,
         "Sehr geehrte Damen und Herren,\r\n\r\nhiermit melde ich mich zur Migrationskonferenz an.\r\n\r\nMit freundlichen Grüßen\r\n",
+    )
+}
+
+/// A question that is no registration: it goes to review.
+pub fn question(id: &str) -> Vec<u8> {
+    mail(
+        "Peter Schmidt",
+        "p.schmidt@example.com",
+        MAILBOX,
+        "Frage",
+        id,
+        "Hallo, gibt es bei Ihnen Parkplätze?",
     )
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod e2e;
 mod harness;
+mod health;
 mod imap_faults;
 mod notify;
 mod privacy;

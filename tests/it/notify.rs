@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use mail_parser::MimeHeaders as _;
 
-use crate::app::{CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, query, registration, servers};
+use crate::app::{
+    CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, query, question, registration, servers,
+};
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::{SinkMessage, SmtpSink};
 
@@ -747,17 +749,7 @@ cron = "0 0 8 * * Mon-Fri"
             "reg-1@example.com",
         ),
     );
-    dovecot.deliver(
-        MAILBOX,
-        &mail(
-            "Peter Schmidt",
-            "p.schmidt@example.com",
-            MAILBOX,
-            "Frage",
-            "question-1@example.com",
-            "Hallo, gibt es bei Ihnen Parkplätze?",
-        ),
-    );
+    dovecot.deliver(MAILBOX, &question("question-1@example.com"));
     ok_at(&app, "2027-09-06 05:30:00", &["run", "--once"]);
     ok_at(
         &app,

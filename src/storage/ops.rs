@@ -1,6 +1,8 @@
-//! The SQL of the outbox's pause: the one row that says since when, until
-//! when and why the SMTP server or our setup refuses mail. Decisions (how long
-//! to pause, when to end it) are made in `outbox`.
+//! The SQL behind what operators see: the outbox's pause (the one row that
+//! says since when, until when and why the SMTP server or our setup refuses
+//! mail) and the counts for `/metrics`, `/healthz` and systemd's `STATUS=`.
+//! Decisions (how long to pause, when to end it, what is healthy) are made in
+//! `outbox` and `health`.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -87,5 +89,33 @@ impl Store {
             .await
             .context("noting why a mail waits")?;
         Ok(())
+    }
+
+    /// Outbox rows per state: (queued|sent|failed, count).
+    pub async fn outbox_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .context("counting the outbox")?;
+        Ok(rows.iter().map(|r| (r.get("state"), r.get("n"))).collect())
+    }
+
+    /// Incoming mails waiting for a human.
+    pub async fn review_open_count(&self) -> anyhow::Result<i64> {
+        let n =
+            sqlx::query_scalar("SELECT COUNT(*) FROM inbound_messages WHERE outcome = 'review'")
+                .fetch_one(&self.pool)
+                .await
+                .context("counting the review queue")?;
+        Ok(n)
+    }
+
+    /// When the last incoming mail was handled, if ever.
+    pub async fn last_mail_at(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let t: Option<String> = sqlx::query_scalar("SELECT MAX(received_at) FROM inbound_messages")
+            .fetch_one(&self.pool)
+            .await
+            .context("reading the last mail's time")?;
+        Ok(t.map(|t| parse_ts(&t)))
     }
 }
