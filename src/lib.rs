@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod export;
 pub mod failpoint;
 pub mod health;
+pub mod logging;
 pub mod mailbox;
 pub mod mailer;
 pub mod mask;

@@ -14,7 +14,8 @@ Exit codes:
   1  error (the message names the problem and, where there is one, the fix)
   2  wrong command line
 
-Logs go to stderr; RSVPD_LOG sets the level (e.g. debug), RSVPD_LOG_FORMAT=json prints JSON.";
+Logs go to stderr (with <N> priorities when stderr is the systemd journal, colour only on a
+terminal); RSVPD_LOG sets the level (e.g. debug), RSVPD_LOG_FORMAT=json prints JSON.";
 
 #[derive(Parser)]
 #[command(name = "rsvpd", version, about = "Event registration by email: reads the registration mailbox, records attendees, answers them.", after_help = EXIT_CODES)]
@@ -129,22 +130,9 @@ enum ReviewAction {
     Dismiss { id: i64 },
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RSVPD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("RSVPD_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    rsvpd::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

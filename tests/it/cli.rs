@@ -445,3 +445,101 @@ fn a_closed_pipe_is_not_an_error() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("EMAIL"));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// `run --once` on the demo with stderr into a file; its log, after `setup`
+/// adjusted the command (environment) given the log file's path.
+fn demo_log(setup: impl FnOnce(&mut Command, &Path)) -> String {
+    let dir = demo_copy();
+    let log = dir.path().join("stderr.log");
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config")
+        .arg(dir.path().join("config/demo.toml"))
+        .args(["run", "--once"])
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RSVPD_LOG_FORMAT")
+        .env_remove("RSVPD_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    setup(&mut cmd, &log);
+    let status = cmd.status().expect("run");
+    let text = std::fs::read_to_string(&log).expect("read log");
+    assert!(status.success(), "{text}");
+    text
+}
+
+/// `JOURNAL_STREAM=DEVICE:INODE` of the file `log`, as systemd sets it.
+fn journal_stream(log: &Path) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(log).expect("stat");
+    format!("{}:{}", m.dev(), m.ino())
+}
+
+#[test]
+fn logs_for_the_journal_carry_priorities_and_no_colour() {
+    let journal = demo_log(|cmd, log| {
+        cmd.env("JOURNAL_STREAM", journal_stream(log));
+    });
+    assert!(!journal.contains('\u{1b}'), "{journal}");
+    assert!(
+        journal
+            .lines()
+            .all(|l| l.len() > 3 && l.starts_with('<') && l.as_bytes()[2] == b'>'),
+        "every line has a priority:\n{journal}"
+    );
+    let line = |needle: &str| {
+        journal
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{journal}"))
+            .to_string()
+    };
+    assert!(line("message handled").starts_with("<6>"), "{journal}");
+    assert!(
+        line("message needs a human").starts_with("<4>"),
+        "{journal}"
+    );
+    // The journal stamps lines itself.
+    assert!(!line("message handled").contains("Z "), "{journal}");
+
+    // A JOURNAL_STREAM inherited by a process whose stderr is elsewhere: plain text.
+    let plain = demo_log(|cmd, _| {
+        cmd.env("JOURNAL_STREAM", "8:12345");
+    });
+    assert!(
+        !plain.contains('\u{1b}') && !plain.starts_with('<'),
+        "{plain}"
+    );
+    assert!(plain.contains(" WARN ") && plain.contains("Z "), "{plain}");
+
+    // JSON on request, also under the journal.
+    let json = demo_log(|cmd, log| {
+        cmd.env("JOURNAL_STREAM", journal_stream(log))
+            .env("RSVPD_LOG_FORMAT", "json");
+    });
+    for l in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string(), "{l}");
+    }
+}
+
+#[test]
+fn colour_only_on_a_terminal() {
+    // `script` runs the command on a pseudo-terminal.
+    let dir = demo_copy();
+    let cmd = format!(
+        "'{}' --config '{}' run --once >/dev/null",
+        binary(),
+        dir.path().join("config/demo.toml").display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RSVPD_LOG_FORMAT")
+        .output()
+        .expect("script (util-linux)");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\u{1b}["), "a terminal gets colour:\n{text}");
+    let piped = demo_log(|_, _| {});
+    assert!(!piped.contains('\u{1b}'), "{piped}");
+}
