@@ -7,6 +7,7 @@
 //! `commands` and `daemon` drive it; `web` serves HTTP inside the daemon;
 //! `health` and `metrics` say how it goes; `config` parses the edge.
 
+pub mod assets;
 pub mod broadcast;
 pub mod calendar;
 pub mod commands;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use rsvpd::commands::{self, AddArgs};
 use rsvpd::output::{Format, ListFormat};
 
@@ -120,6 +120,9 @@ enum Command {
     Forget { email: String },
     /// Print a commented example config
     DefaultConfig,
+    /// Write the man pages and shell completions into DIR (for packaging)
+    #[command(hide = true)]
+    GenerateAssets { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -213,6 +216,7 @@ fn main() -> ExitCode {
             Command::Person { email } => commands::person(&path, &email).await,
             Command::Forget { email } => commands::forget(&path, &email).await,
             Command::DefaultConfig => commands::default_config(),
+            Command::GenerateAssets { dir } => rsvpd::assets::write(Cli::command(), &dir),
         }
     });
     // Blocking IMAP threads may sit in IDLE; do not wait for them.
