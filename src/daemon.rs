@@ -120,6 +120,9 @@ async fn stop(running: Running) {
 /// `rsvpd run`: until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let path = config.path.clone();
+    // First: a SIGTERM while the rest starts (the HTTP port already answers)
+    // is then handled like any other, instead of killing the process.
+    let mut signals = Signals::install()?;
     // The HTTP listener is bound first and lives as long as the daemon; a
     // reload hands it the new `App` (see `web`).
     let web_listen = config.web.as_ref().map(|w| w.listen);
@@ -144,7 +147,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(config = %path.display(), "rsvpd is running");
     let supervisor = tokio::spawn(supervise(app_rx, health.clone(), web_stop_rx));
-    let mut signals = Signals::install()?;
     while signals.next().await == Signal::Reload {
         notify_systemd(&[sd_notify::NotifyState::Reloading]);
         // The new configuration is checked and opened before the old workers

@@ -2,12 +2,13 @@
 //! wired to a private Dovecot and smtp-sink, driven through the real binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use crate::support::dovecot::Dovecot;
+use crate::support::process::ServerProcess;
 use crate::support::smtp_sink::SmtpSink;
 
 /// The registration mailbox user at the test Dovecot.
@@ -131,19 +132,10 @@ url = "sqlite://rsvpd.db"
         c
     }
 
-    /// rsvpd as if the clock were `offset` ahead (e.g. "+2h"), through faketime.
+    /// rsvpd as if the clock were `offset` ahead (e.g. "+2h"), through libfaketime.
     pub fn command_at(&self, offset: &str) -> Command {
-        let faketime = crate::support::find_binary("faketime", "faketime");
-        let mut c = Command::new(faketime);
-        c.arg("-f")
-            .arg(offset)
-            .arg(binary())
-            .arg("--config")
-            .arg(&self.config)
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-            .env("RSVPD_IMAP_PASSWORD", &self.imap_password)
-            .env_remove("RSVPD_SMTP_PASSWORD")
-            .env("RSVPD_LOG", "info");
+        let mut c = self.command();
+        fake_clock(&mut c, offset);
         c
     }
 
@@ -153,7 +145,7 @@ url = "sqlite://rsvpd.db"
             .command_at(offset)
             .args(["run", "--once"])
             .output()
-            .expect("faketime");
+            .expect("run rsvpd");
         assert!(
             out.status.success(),
             "rsvpd run --once at {offset} failed with {}:\n{}",
@@ -224,22 +216,42 @@ url = "sqlite://rsvpd.db"
         .collect()
     }
 
-    /// The daemon, started in the background.
+    /// The daemon (`run`), started in the background.
     pub fn spawn(&self) -> Daemon {
-        let log = self.dir.path().join(format!(
-            "daemon-{}.log",
-            Instant::now().elapsed().as_nanos()
-        ));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = self
-            .command()
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start rsvpd run");
-        Daemon { child, log }
+        let mut c = self.command();
+        c.arg("run");
+        self.start_daemon(c)
     }
+
+    /// `command` (rsvpd with its arguments) as a daemon whose output goes to
+    /// a log in the app's dir; stopped with its process group when dropped.
+    pub fn start_daemon(&self, command: Command) -> Daemon {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.dir.path().join(format!("daemon-{n}.log"));
+        Daemon::start(command, log, self.dir.path())
+    }
+}
+
+/// The clock of `faketime -f SPEC` ("+2h", "@2027-10-14 06:59:56") for rsvpd
+/// itself: libfaketime preloaded into rsvpd, with tokio's monotonic clock left
+/// real. Not the `faketime` wrapper: it forks rsvpd and waits, so a signal or a
+/// kill meant for the daemon reached the wrapper and left rsvpd orphaned.
+pub fn fake_clock(c: &mut Command, spec: &str) {
+    c.env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", spec)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+}
+
+fn libfaketime() -> PathBuf {
+    let found = std::fs::read_dir("/usr/lib").ok().and_then(|dirs| {
+        dirs.flatten()
+            .map(|d| d.path().join("faketime/libfaketime.so.1"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("libfaketime.so.1 not found under /usr/lib/*/faketime: install faketime: run scripts/test")
+    })
 }
 
 /// Run one SQL query with the sqlite3 command line tool; its output.
@@ -257,15 +269,23 @@ pub fn query(db: &Path, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A running `rsvpd run`. It runs in its own process group with the
+/// harness's watchdog (`support::process`): dropped — also while a failed
+/// test unwinds — it is killed and reaped, and if the test process itself
+/// dies, the watchdog kills it. No test leaves a daemon behind.
 pub struct Daemon {
-    pub child: Child,
+    process: ServerProcess,
     pub log: PathBuf,
 }
 
 impl Daemon {
-    /// A daemon started by hand (other environment, other clock); stopped when dropped.
-    pub fn new(child: Child, log: PathBuf) -> Daemon {
-        Daemon { child, log }
+    fn start(command: Command, log: PathBuf, scratch: &Path) -> Daemon {
+        let process = ServerProcess::spawn("rsvpd", command, &log, scratch);
+        Daemon { process, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     pub fn log(&self) -> String {
@@ -273,8 +293,8 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        // SAFETY: kill(2) on our own child's pid, not reaped while we hold it.
+        let rc = unsafe { libc::kill(self.pid() as i32, sig) };
         assert_eq!(rc, 0, "kill({sig}) failed");
     }
 
@@ -282,7 +302,7 @@ impl Daemon {
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.process.exit_status() {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -302,17 +322,9 @@ impl Daemon {
         assert!(status.success(), "exit status {status}:\n{}", self.log());
     }
 
+    /// SIGKILL it (and anything in its group) and reap it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.kill();
-        }
+        self.process.kill();
     }
 }
 

@@ -185,18 +185,13 @@ fn the_watchdog_stops_when_a_worker_hangs() {
     .expect("write");
     let socket_path = app.dir.path().join("notify.sock");
     let mut notes = Notifications::bind(&socket_path);
-    let log = app.dir.path().join("daemon-watchdog.log");
-    let child = app
-        .command()
+    let mut command = app.command();
+    command
         .arg("run")
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "1000000")
-        .env("RSVPD_FAILPOINT", "hang:before-send")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start rsvpd run");
-    let mut daemon = crate::app::Daemon::new(child, log);
+        .env("RSVPD_FAILPOINT", "hang:before-send");
+    let mut daemon = app.start_daemon(command);
 
     notes.read_for(Duration::from_secs(3));
     let all = notes.since(Instant::now() - Duration::from_secs(60));
