@@ -16,7 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::pipeline::App;
+use crate::app::App;
 
 type Labels = Vec<(&'static str, String)>;
 

@@ -2,14 +2,15 @@
 //! says since when, until when and why the SMTP server or our setup refuses
 //! mail) and the counts for `/metrics`, `/healthz` and systemd's `STATUS=`.
 //! Decisions (how long to pause, when to end it, what is healthy) are made in
-//! `outbox` and `health`.
+//! `outbox` and `health`. Its table comes from
+//! `migrations/sqlite/0005_delivery_pause.sql`
+//! (`migrations/postgres/0003_delivery_pause.sql`).
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
-use super::{Store, parse_ts, ts};
+use super::{InboundOutcome, Store, Ts};
 
 /// A pause of all sending, current (`ended_at` None) or the last one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,94 +29,127 @@ pub struct DeliveryPause {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
+#[derive(sqlx::FromRow)]
+struct PauseRow {
+    since: Ts,
+    paused_until: Ts,
+    failures: i64,
+    stage: String,
+    error: String,
+    fix: String,
+    ended_at: Option<Ts>,
+}
+
 impl Store {
     /// The current pause, or the last one that ended.
     pub async fn delivery_pause(&self) -> anyhow::Result<Option<DeliveryPause>> {
-        let row = sqlx::query(
-            "SELECT since, until, failures, stage, error, fix, ended_at FROM delivery_pause WHERE id = 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
+        let row: Option<PauseRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT since, paused_until, failures, stage, error, fix, ended_at
+                 FROM delivery_pause WHERE id = 1",
+            )
+            .fetch_optional(c)
+            .await
+        })
         .context("reading the delivery pause")?;
         Ok(row.map(|r| DeliveryPause {
-            since: parse_ts(r.get("since")),
-            until: parse_ts(r.get("until")),
-            failures: r.get("failures"),
-            stage: r.get("stage"),
-            error: r.get("error"),
-            fix: r.get("fix"),
-            ended_at: r.get::<Option<String>, _>("ended_at").map(|t| parse_ts(&t)),
+            since: r.since.0,
+            until: r.paused_until.0,
+            failures: r.failures,
+            stage: r.stage,
+            error: r.error,
+            fix: r.fix,
+            ended_at: r.ended_at.map(|t| t.0),
         }))
     }
 
     /// Store `pause` as the current one.
     pub async fn set_delivery_pause(&self, pause: &DeliveryPause) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO delivery_pause (id, since, until, failures, stage, error, fix, ended_at)
-             VALUES (1, ?, ?, ?, ?, ?, ?, NULL)
-             ON CONFLICT (id) DO UPDATE SET since = excluded.since, until = excluded.until,
-                 failures = excluded.failures, stage = excluded.stage, error = excluded.error,
-                 fix = excluded.fix, ended_at = NULL",
-        )
-        .bind(ts(pause.since))
-        .bind(ts(pause.until))
-        .bind(pause.failures)
-        .bind(&pause.stage)
-        .bind(&pause.error)
-        .bind(&pause.fix)
-        .execute(&self.pool)
-        .await
+        on_pool!(self, |c| {
+            sqlx::query(
+                "INSERT INTO delivery_pause (id, since, paused_until, failures, stage, error, fix, ended_at)
+                 VALUES (1, $1, $2, $3, $4, $5, $6, NULL)
+                 ON CONFLICT (id) DO UPDATE SET since = excluded.since,
+                     paused_until = excluded.paused_until, failures = excluded.failures,
+                     stage = excluded.stage, error = excluded.error, fix = excluded.fix,
+                     ended_at = NULL",
+            )
+            .bind(Ts(pause.since))
+            .bind(Ts(pause.until))
+            .bind(pause.failures)
+            .bind(&pause.stage)
+            .bind(&pause.error)
+            .bind(&pause.fix)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .context("saving the delivery pause")?;
         Ok(())
     }
 
     /// The current pause is over (a mail went out); true if there was one.
     pub async fn end_delivery_pause(&self, now: DateTime<Utc>) -> anyhow::Result<bool> {
-        let n = sqlx::query("UPDATE delivery_pause SET ended_at = ? WHERE ended_at IS NULL")
-            .bind(ts(now))
-            .execute(&self.pool)
-            .await
-            .context("ending the delivery pause")?
-            .rows_affected();
+        let n = on_pool!(self, |c| {
+            sqlx::query("UPDATE delivery_pause SET ended_at = $1 WHERE ended_at IS NULL")
+                .bind(Ts(now))
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .context("ending the delivery pause")?;
         Ok(n > 0)
     }
 
-    /// Note on queued message `id` why it waits, without counting a try.
+    /// Note on claimed message `id` why it waits and give it back, without
+    /// counting a try: the pause, not the message, decides when it goes.
     pub async fn note_waiting(&self, id: i64, error: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET last_error = ? WHERE id = ?")
+        on_pool!(self, |c| {
+            sqlx::query(
+                "UPDATE outbox SET last_error = $1, claimed_by = NULL, claimed_until = NULL
+                 WHERE id = $2",
+            )
             .bind(error)
             .bind(id)
-            .execute(&self.pool)
+            .execute(c)
             .await
-            .context("noting why a mail waits")?;
+            .map(|r| r.rows_affected())
+        })
+        .context("noting why a mail waits")?;
         Ok(())
     }
 
     /// Outbox rows per state: (queued|sent|failed, count).
     pub async fn outbox_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
-            .fetch_all(&self.pool)
-            .await
-            .context("counting the outbox")?;
-        Ok(rows.iter().map(|r| (r.get("state"), r.get("n"))).collect())
+        let rows = on_pool!(self, |c| {
+            sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+                .fetch_all(c)
+                .await
+        })
+        .context("counting the outbox")?;
+        Ok(rows)
     }
 
     /// Incoming mails waiting for a human.
     pub async fn review_open_count(&self) -> anyhow::Result<i64> {
-        let n =
-            sqlx::query_scalar("SELECT COUNT(*) FROM inbound_messages WHERE outcome = 'review'")
-                .fetch_one(&self.pool)
+        let n = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM inbound_messages WHERE outcome = $1")
+                .bind(InboundOutcome::Review.as_str())
+                .fetch_one(c)
                 .await
-                .context("counting the review queue")?;
+        })
+        .context("counting the review queue")?;
         Ok(n)
     }
 
     /// When the last incoming mail was handled, if ever.
     pub async fn last_mail_at(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let t: Option<String> = sqlx::query_scalar("SELECT MAX(received_at) FROM inbound_messages")
-            .fetch_one(&self.pool)
-            .await
-            .context("reading the last mail's time")?;
-        Ok(t.map(|t| parse_ts(&t)))
+        let t: Option<Ts> = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT MAX(received_at) FROM inbound_messages")
+                .fetch_one(c)
+                .await
+        })
+        .context("reading the last mail's time")?;
+        Ok(t.map(|t| t.0))
     }
 }

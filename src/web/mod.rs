@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
 
+use crate::app::App;
 use crate::config::WebConfig;
 use crate::health::Health;
-use crate::pipeline::App;
 
 mod service;
 

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::app::{MAILBOX, Rsvpd, mail, query, submission};
+use crate::app::{MAILBOX, Rsvpd, mail, submission};
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::SmtpSink;
 
@@ -77,8 +77,8 @@ fn a_5xx_fails_for_good_and_marks_the_address() {
         table.contains("failed") && table.contains("1 failed"),
         "{table}"
     );
-    let marked = crate::app::query(&app.db_path(), "SELECT email FROM undeliverable");
-    assert_eq!(marked.trim(), "gone@example.com");
+    let marked = app.db(async |s| s.undeliverable_addresses().await);
+    assert_eq!(marked.into_iter().collect::<Vec<_>>(), ["gone@example.com"]);
 
     // The person writes again: recorded, but no mail goes to the dead address.
     dovecot.deliver(
@@ -206,8 +206,25 @@ struct Paused {
     /// stderr of `run --once`
     log: String,
     outbox: serde_json::Value,
+    /// "stage | failures | error | fix | ended", or "" without a pause.
     pause: String,
-    marked: String,
+    marked: Vec<String>,
+}
+
+/// The delivery pause as one line (see `Paused::pause`).
+fn pause_line(app: &Rsvpd) -> String {
+    app.db(async |s| s.delivery_pause().await)
+        .map(|p| {
+            format!(
+                "{} | {} | {} | {} | {}",
+                p.stage,
+                p.failures,
+                p.error,
+                p.fix,
+                p.ended_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// One registration answered against `sink` (started with `flags`), as a
@@ -219,11 +236,11 @@ fn run_against(app: &Rsvpd, dovecot: &Dovecot, who: &str) -> Paused {
     assert!(out.status.success(), "{log}");
     Paused {
         outbox: app.outbox()[0].clone(),
-        pause: query(
-            &app.db_path(),
-            "SELECT stage || ' | ' || failures || ' | ' || error || ' | ' || fix || ' | ' || COALESCE(ended_at, '') FROM delivery_pause",
-        ),
-        marked: query(&app.db_path(), "SELECT email FROM undeliverable"),
+        pause: pause_line(app),
+        marked: app
+            .db(async |s| s.undeliverable_addresses().await)
+            .into_iter()
+            .collect(),
         log,
     }
 }
@@ -233,7 +250,7 @@ impl Paused {
     /// and the log saying what is wrong and what to fix.
     fn assert_paused(&self, stage: &str, said: &str, fix: &str) {
         assert_eq!(self.outbox["state"], "queued", "{:#?}", self.outbox);
-        assert!(self.marked.trim().is_empty(), "marked: {}", self.marked);
+        assert!(self.marked.is_empty(), "marked: {:?}", self.marked);
         assert!(
             self.pause.starts_with(&format!("{stage} | 1 | ")),
             "{}",
@@ -276,7 +293,7 @@ fn a_5xx_to_mail_from_pauses_the_queue_marks_nobody_and_resumes() {
 
     // Within the pause, a run does not try again.
     app.run_once();
-    assert!(query(&app.db_path(), "SELECT failures FROM delivery_pause").trim() == "1");
+    assert!(pause_line(&app).starts_with("sender | 1 | "));
 
     // Fixed: after the pause the mail goes, and the pause is over.
     sink.restart_with_args(&[]);
@@ -286,11 +303,11 @@ fn a_5xx_to_mail_from_pauses_the_queue_marks_nobody_and_resumes() {
         sink.wait_for(1, WAIT)[0].rcpt_to,
         vec!["sender@example.com".to_string()]
     );
-    let ended = query(
-        &app.db_path(),
-        "SELECT ended_at IS NOT NULL FROM delivery_pause",
+    let ended = app.db(async |s| s.delivery_pause().await);
+    assert!(
+        ended.is_some_and(|p| p.ended_at.is_some()),
+        "the pause is over"
     );
-    assert_eq!(ended.trim(), "1");
 }
 
 #[test]
@@ -346,7 +363,7 @@ fn a_5xx_after_the_message_pauses_unless_it_names_the_recipient() {
     let app = Rsvpd::new(&dovecot, &late);
     let p = run_against(&app, &dovecot, "late@example.com");
     assert_eq!(p.outbox["state"], "failed");
-    assert_eq!(p.marked.trim(), "late@example.com");
+    assert_eq!(p.marked, ["late@example.com"]);
     assert!(p.pause.trim().is_empty(), "{}", p.pause);
     // The server's reply quotes the address: masked like an address, in the database and in the log.
     let err = p.outbox["last_error"].as_str().unwrap_or_default();

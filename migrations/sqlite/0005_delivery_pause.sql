@@ -5,7 +5,7 @@
 CREATE TABLE delivery_pause (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     since       TEXT NOT NULL,
-    until       TEXT NOT NULL,
+    paused_until TEXT NOT NULL,
     failures    INTEGER NOT NULL,
     stage       TEXT NOT NULL,
     error       TEXT NOT NULL,
