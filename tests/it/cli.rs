@@ -17,7 +17,7 @@ fn rsvpd(config: &Path, args: &[&str]) -> std::process::Output {
         .expect("run rsvpd")
 }
 
-fn demo_copy() -> tempfile::TempDir {
+pub(crate) fn demo_copy() -> tempfile::TempDir {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("temp dir");
     let status = Command::new("cp")
@@ -542,4 +542,38 @@ fn colour_only_on_a_terminal() {
     assert!(text.contains("\u{1b}["), "a terminal gets colour:\n{text}");
     let piped = demo_log(|_, _| {});
     assert!(!piped.contains('\u{1b}'), "{piped}");
+}
+
+/// CSV injection: an organisation such as `=HYPERLINK(…)` (from an
+/// "Organisation:" line of a stranger's mail) reaches the organizer's
+/// spreadsheet as text, not as a formula.
+#[test]
+fn the_csv_export_escapes_cells_that_start_a_formula() {
+    let (_dir, config) = organizer_config();
+    let evil = "=HYPERLINK(\"http://evil.example/\",\"Details\")";
+    assert_ok(
+        &rsvpd(
+            &config,
+            &[
+                "add",
+                "miko-2027",
+                "ayse@example.net",
+                "--name",
+                "@Ayşe",
+                "--organization",
+                evil,
+                "--note=-Rollstuhl",
+            ],
+        ),
+        "add",
+    );
+    let csv = assert_ok(
+        &rsvpd(&config, &["attendees", "miko-2027", "--format", "csv"]),
+        "attendees --format csv",
+    );
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let row = reader.records().next().expect("a row").expect("parses");
+    assert_eq!(&row[1], "'@Ayşe");
+    assert_eq!(&row[2], format!("'{evil}"));
+    assert_eq!(&row[8], "'-Rollstuhl");
 }
