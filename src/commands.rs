@@ -633,18 +633,34 @@ pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
     print_json(&data)
 }
 
-pub async fn forget(path: &Path, email: &str) -> anyhow::Result<()> {
+pub async fn forget(path: &Path, email: &str, dry_run: bool) -> anyhow::Result<()> {
     let config = load(path)?;
     let store = Store::open(&config.database).await?;
-    let erased = store.forget(email).await?;
+    let result = crate::privacy::forget(&config, &store, email, dry_run).await;
     store.close().await;
+    let f = result?;
+    let verb = if dry_run { "would erase" } else { "erased" };
     say!(
-        "{email}: erased {} registration(s), {} received and {} sent mail(s); \
-         mail still in the mailbox folders is not touched — delete it there if it must go too",
-        erased.registrations,
-        erased.messages_received,
-        erased.messages_sent
+        "{email}: {verb} {} registration(s), {} received and {} sent mail(s) in the database, \
+         the body of {} organizers' digest(s) that listed them, and {} sent copy file(s):",
+        f.registrations,
+        f.messages_received,
+        f.messages_sent,
+        f.digests,
+        f.files.len()
     )?;
+    for file in &f.files {
+        say!("  {}", file.display())?;
+    }
+    if let Some(db) = &f.database_files {
+        say!("{db}")?;
+    }
+    say!(
+        "mail in the mailbox folders (processed, review) is not touched by this version — delete it there if it must go too"
+    )?;
+    if dry_run {
+        say!("dry run: nothing was erased")?;
+    }
     Ok(())
 }
 

@@ -117,7 +117,12 @@ enum Command {
     /// Everything stored about an address, as JSON (DSGVO Art. 15)
     Person { email: String },
     /// Erase everything stored about an address (DSGVO Art. 17)
-    Forget { email: String },
+    Forget {
+        email: String,
+        /// List what would be erased; erase nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a commented example config
     DefaultConfig,
     /// Write the man pages and shell completions into DIR (for packaging)
@@ -214,7 +219,7 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Person { email } => commands::person(&path, &email).await,
-            Command::Forget { email } => commands::forget(&path, &email).await,
+            Command::Forget { email, dry_run } => commands::forget(&path, &email, dry_run).await,
             Command::DefaultConfig => commands::default_config(),
             Command::GenerateAssets { dir } => rsvpd::assets::write(Cli::command(), &dir),
         }

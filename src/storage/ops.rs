@@ -152,4 +152,63 @@ impl Store {
         .context("reading the last mail's time")?;
         Ok(t.map(|t| t.0))
     }
+
+    /// The bodies of the organizers' digests (they list attendees by name and
+    /// address, also in the CSV attachment): (row id, raw message).
+    pub async fn digest_bodies(&self) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
+        let rows = on_pool!(self, |c| {
+            sqlx::query_as("SELECT id, raw FROM outbox WHERE kind = $1 AND subject != ''")
+                .bind(super::OutboxKind::Digest.as_str())
+                .fetch_all(c)
+                .await
+        })
+        .context("reading the digests")?;
+        Ok(rows)
+    }
+
+    /// Blank the subject and body of outbox rows `ids` (their Message-IDs
+    /// stay, for threads); not yet sent, they are not sent any more.
+    pub async fn erase_outbox_bodies(&self, ids: &[i64]) -> anyhow::Result<()> {
+        for id in ids {
+            on_pool!(self, |c| {
+                sqlx::query(
+                    "UPDATE outbox SET subject = '', raw = $1, last_error = NULL,
+                         state = CASE WHEN state = $2 THEN $3 ELSE state END
+                     WHERE id = $4",
+                )
+                .bind(Vec::<u8>::new())
+                .bind(super::OutboxState::Queued.as_str())
+                .bind(super::OutboxState::Failed.as_str())
+                .bind(id)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+            })
+            .context("erasing a mail body")?;
+        }
+        Ok(())
+    }
+
+    /// After an erasure, make the files hold no old copy: on SQLite (whose
+    /// deletes overwrite with zeros, `secure_delete`) the write-ahead log is
+    /// checkpointed and cut to zero bytes. On PostgreSQL the row updates and
+    /// deletes are all there is to do here: its files and WAL are the
+    /// server's (old row versions go with its VACUUM). What was done, for
+    /// the operator.
+    pub async fn scrub_files(&self) -> anyhow::Result<String> {
+        match &self.pool {
+            super::Pool::Sqlite(pool) => {
+                if super::sqlite::checkpoint_truncate(pool).await? {
+                    Ok("the database's write-ahead log was checkpointed and emptied".into())
+                } else {
+                    anyhow::bail!(
+                        "the database's write-ahead log could not be emptied (another process kept reading for 5 s); run `rsvpd forget` again when the daemon is quiet"
+                    )
+                }
+            }
+            super::Pool::Postgres(_) => Ok(
+                "PostgreSQL: the rows were updated and deleted; the server's own files and WAL are reclaimed by its VACUUM".into(),
+            ),
+        }
+    }
 }
