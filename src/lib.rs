@@ -24,6 +24,7 @@ pub mod localtime;
 pub mod logging;
 pub mod mailbox;
 pub mod mailer;
+pub mod manual;
 pub mod mask;
 pub mod metrics;
 pub mod outbox;
@@ -31,6 +32,7 @@ pub mod output;
 pub mod pipeline;
 pub mod privacy;
 pub mod register;
+pub mod review;
 pub mod schedule;
 pub mod storage;
 #[cfg(test)]

@@ -125,6 +125,8 @@ enum Command {
     },
     /// Print a commented example config
     DefaultConfig,
+    /// Read a password on stdin, print an argon2id hash for [[web.user]] password_hash
+    HashPassword,
     /// Write the man pages and shell completions into DIR (for packaging)
     #[command(hide = true)]
     GenerateAssets { dir: PathBuf },
@@ -221,6 +223,7 @@ fn main() -> ExitCode {
             Command::Person { email } => commands::person(&path, &email).await,
             Command::Forget { email, dry_run } => commands::forget(&path, &email, dry_run).await,
             Command::DefaultConfig => commands::default_config(),
+            Command::HashPassword => commands::hash_password(),
             Command::GenerateAssets { dir } => rsvpd::assets::write(Cli::command(), &dir),
         }
     });

@@ -3,8 +3,8 @@
 //! mail) and the counts for `/metrics`, `/healthz` and systemd's `STATUS=`.
 //! Decisions (how long to pause, when to end it, what is healthy) are made in
 //! `outbox` and `health`. Its table comes from
-//! `migrations/sqlite/0005_delivery_pause.sql`
-//! (`migrations/postgres/0003_delivery_pause.sql`).
+//! `migrations/sqlite/0006_delivery_pause.sql`
+//! (`migrations/postgres/0004_delivery_pause.sql`).
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
