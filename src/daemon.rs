@@ -9,6 +9,11 @@
 //! is retried). Errors in a step are logged and retried with backoff; they never
 //! end the daemon. SIGHUP reloads the configuration: the new one is opened
 //! first, then the old workers stop and new ones start.
+//!
+//! Every loop tells `health` by when it reports again and how its steps go;
+//! the systemd watchdog is fed from that (a hung worker gets the service
+//! restarted), not from the signal loop, and `STATUS=` says what the daemon
+//! is doing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +24,7 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::config::Config;
+use crate::health::Health;
 use crate::mailbox::{self, Source};
 use crate::mailer::Transport;
 use crate::outbox::{self, Step};
@@ -55,6 +61,13 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
                 tokio::time::sleep(wait).await;
             }
             Step::Idle(_) => break,
+            Step::Paused(until) => {
+                warn!(
+                    retry_at = %crate::storage::ts(until),
+                    "sending is paused (see the error above); queued mail stays in the outbox"
+                );
+                break;
+            }
         }
     }
     info!(handled, scheduled, sent, "run --once finished");
@@ -77,12 +90,12 @@ async fn prepare(config: Config) -> anyhow::Result<(Arc<App>, Transport)> {
     Ok((app, transport))
 }
 
-fn start((app, transport): (Arc<App>, Transport)) -> Running {
+fn start((app, transport): (Arc<App>, Transport), health: &Arc<Health>) -> Running {
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = vec![
-        tokio::spawn(mailbox_loop(app.clone(), stop_rx.clone())),
-        tokio::spawn(schedule_loop(app.clone(), stop_rx.clone())),
-        tokio::spawn(outbox_loop(app.clone(), transport, stop_rx)),
+        tokio::spawn(mailbox_loop(app.clone(), health.clone(), stop_rx.clone())),
+        tokio::spawn(schedule_loop(app.clone(), health.clone(), stop_rx.clone())),
+        tokio::spawn(outbox_loop(app.clone(), transport, health.clone(), stop_rx)),
     ];
     Running {
         app,
@@ -129,7 +142,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the workers start must stop
     // them cleanly, not kill the process by the signal's default action (the
     // shutdown and web tests hit that window on a loaded machine).
-    let mut signals = Signals::install(watchdog_interval())?;
+    let mut signals = Signals::install()?;
     // The HTTP listener is bound first and lives as long as the daemon; a
     // reload hands it the new `App` (see `web`).
     let web_listen = config.web.as_ref().map(|w| w.listen);
@@ -137,14 +150,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(w) => Some(web::bind(w).await?),
         None => None,
     };
+    let health = Health::new(
+        config
+            .web
+            .as_ref()
+            .map_or(crate::config::DEFAULT_UNHEALTHY_AFTER, |w| {
+                w.unhealthy_after
+            }),
+    );
     let prepared = prepare(config).await?;
     let (app_tx, app_rx) = watch::channel(prepared.0.clone());
     let (web_stop_tx, web_stop_rx) = watch::channel(false);
-    let web_task =
-        listener.map(|l| tokio::spawn(web::serve(l, web::WebState::new(app_rx), web_stop_rx)));
-    let mut running = start(prepared);
+    let web_state = web::WebState::new(app_rx.clone()).with_health(health.clone());
+    let web_task = listener.map(|l| tokio::spawn(web::serve(l, web_state, web_stop_rx.clone())));
+    let mut running = start(prepared, &health);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(config = %path.display(), "rsvpd is running");
+    let supervisor = tokio::spawn(supervise(app_rx, health.clone(), web_stop_rx));
     while signals.next().await == Signal::Reload {
         notify_systemd(&[sd_notify::NotifyState::Reloading]);
         // The new configuration is checked and opened before the old workers
@@ -169,7 +191,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     // none reaches the old one's store after it is closed.
                     app_tx.send_replace(prepared.0.clone());
                     stop(running).await;
-                    running = start(prepared);
+                    running = start(prepared, &health);
                     info!(config = %path.display(), "configuration reloaded");
                 }
             },
@@ -180,6 +202,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // The HTTP server first: requests in flight still need the store.
     let _ = web_stop_tx.send(true);
+    let _ = supervisor.await;
     if let Some(task) = web_task
         && tokio::time::timeout(Duration::from_secs(5), task)
             .await
@@ -197,8 +220,74 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
     let _ = sd_notify::notify(state);
 }
 
-fn watchdog_interval() -> Option<Duration> {
-    sd_notify::watchdog_enabled().map(|d| d / 2)
+/// How often the supervisor looks: twice per watchdog period, else every 30 s.
+fn supervise_interval() -> Duration {
+    sd_notify::watchdog_enabled()
+        .map(|d| d / 2)
+        .unwrap_or(Duration::from_secs(30))
+        .max(Duration::from_millis(100))
+}
+
+/// Feed systemd's watchdog while no worker is stuck, and keep `STATUS=`
+/// current, until `stop`.
+async fn supervise(
+    app: watch::Receiver<Arc<App>>,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let watchdog = sd_notify::watchdog_enabled().is_some();
+    let mut tick = tokio::time::interval(supervise_interval());
+    let mut fed = true;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let alive = health.all_alive();
+        if watchdog && alive {
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+        }
+        if alive != fed {
+            fed = alive;
+            if !alive {
+                let why = health.check(chrono::Utc::now()).err().unwrap_or_default();
+                error!(problem = %why, "a worker is stuck; systemd's watchdog is no longer fed and will restart rsvpd");
+            }
+        }
+        let app = app.borrow().clone();
+        match status(&app).await {
+            Ok(line) => notify_systemd(&[sd_notify::NotifyState::Status(&line)]),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "cannot read the state for systemd's STATUS")
+            }
+        }
+    }
+}
+
+async fn status(app: &App) -> anyhow::Result<String> {
+    let queued = app
+        .store
+        .outbox_counts()
+        .await?
+        .into_iter()
+        .find(|(s, _)| s == "queued")
+        .map_or(0, |c| c.1);
+    let last = app.store.last_mail_at().await?;
+    let paused = app
+        .store
+        .delivery_pause()
+        .await?
+        .filter(|p| p.ended_at.is_none())
+        .map(|p| p.stage);
+    Ok(crate::health::status_line(
+        queued,
+        last,
+        paused.as_deref(),
+        chrono::Utc::now(),
+    ))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -211,35 +300,24 @@ struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
-    watchdog: Option<Duration>,
-    tick: tokio::time::Interval,
 }
 
 impl Signals {
-    fn install(watchdog: Option<Duration>) -> anyhow::Result<Signals> {
+    fn install() -> anyhow::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
-            watchdog,
-            tick: tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600))),
         })
     }
 
-    /// The next signal that asks for something; pets the watchdog meanwhile.
+    /// The next signal that asks for something.
     async fn next(&mut self) -> Signal {
-        loop {
-            tokio::select! {
-                _ = self.term.recv() => return Signal::Stop,
-                _ = self.int.recv() => return Signal::Stop,
-                _ = self.hup.recv() => return Signal::Reload,
-                _ = self.tick.tick() => {
-                    if self.watchdog.is_some() {
-                        notify_systemd(&[sd_notify::NotifyState::Watchdog]);
-                    }
-                }
-            }
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
 }
@@ -259,15 +337,31 @@ fn error_backoff(failures: u32) -> Duration {
     Duration::from_secs(secs + jitter)
 }
 
-async fn mailbox_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+/// How long one step may take before its worker counts as stuck: every
+/// server command it sends has `timeout`, and a step sends a few.
+fn step_budget(timeout: Duration, commands: u32) -> Duration {
+    timeout * (commands + 1)
+}
+
+async fn mailbox_loop(app: Arc<App>, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
+    const ME: &str = "mailbox";
     let mut source = Source::new(&app.config);
     let poll = app.config.mailbox.poll_interval;
+    let timeout = app.config.mailbox.timeout;
     let mut failures = 0u32;
     while !*stop.borrow() {
+        health.alive(ME, step_budget(timeout, 6));
         match mailbox::step(&app, &mut source).await {
-            Ok(true) => failures = 0,
+            Ok(true) => {
+                failures = 0;
+                health.progress(ME);
+            }
             Ok(false) => {
                 failures = 0;
+                health.progress(ME);
+                // IDLE waits at most 25 minutes (see `Source::wait`).
+                let wait = poll.min(Duration::from_secs(25 * 60));
+                health.alive(ME, wait + step_budget(timeout, 2));
                 let stopped = tokio::select! {
                     r = source.wait(poll) => {
                         if let Err(e) = r {
@@ -285,7 +379,10 @@ async fn mailbox_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
-                error!(error = %format!("{e:#}"), retry_in = ?wait, "mailbox step failed");
+                let e = format!("{e:#}");
+                error!(error = %e, retry_in = ?wait, "mailbox step failed");
+                health.failing(ME, None, &e);
+                health.alive(ME, wait + Duration::from_secs(30));
                 source.reset();
                 if pause(&mut stop, wait).await {
                     break;
@@ -306,11 +403,23 @@ async fn mailbox_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 /// otherwise wait for the next wake-up — up to an hour.
 const OUTBOX_RECHECK: Duration = Duration::from_secs(60);
 
-async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Receiver<bool>) {
+async fn outbox_loop(
+    app: Arc<App>,
+    transport: Transport,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    const ME: &str = "outbox";
+    if let Err(e) = outbox::retry_now(&app).await {
+        error!(error = %format!("{e:#}"), "reading the delivery pause failed");
+    }
+    // Connect, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, the message.
+    let budget = step_budget(app.config.smtp.timeout, 8);
     let mut failures = 0u32;
     // Say once per burst how long the rate limit makes it take.
     let mut throttled = false;
     while !*stop.borrow() {
+        health.alive(ME, budget);
         let step = outbox::step(&app, &transport).await;
         match &step {
             Ok(Step::Throttled(_)) if !throttled => {
@@ -326,29 +435,54 @@ async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Recei
         let wait = match step {
             Ok(Step::Worked) => {
                 failures = 0;
+                health.progress(ME);
                 continue;
+            }
+            Ok(Step::Paused(until)) => {
+                failures = 0;
+                // Sending is refused: failing since the pause began, with its reason.
+                match app.store.delivery_pause().await {
+                    Ok(Some(p)) => {
+                        health.failing(ME, Some(p.since), &format!("{}; {}", p.error, p.fix))
+                    }
+                    Ok(None) => health.failing(ME, None, "sending paused"),
+                    Err(e) => health.failing(ME, None, &format!("{e:#}")),
+                }
+                until_then(until)
             }
             Ok(Step::Throttled(until)) | Ok(Step::Idle(Some(until))) => {
                 failures = 0;
-                (until - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .clamp(Duration::from_millis(50), OUTBOX_RECHECK)
+                health.progress(ME);
+                until_then(until)
             }
-            Ok(Step::Idle(None)) => OUTBOX_RECHECK,
+            Ok(Step::Idle(None)) => {
+                health.progress(ME);
+                OUTBOX_RECHECK
+            }
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
-                error!(error = %format!("{e:#}"), retry_in = ?wait, "outbox step failed");
+                let e = format!("{e:#}");
+                error!(error = %e, retry_in = ?wait, "outbox step failed");
+                health.failing(ME, None, &e);
                 wait
             }
         };
+        health.alive(ME, wait + Duration::from_secs(30));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = app.outbox_wakeup.notified() => {}
             _ = stop.changed() => break,
         }
     }
+}
+
+/// The wait until `until`, at least 50 ms, at most `OUTBOX_RECHECK`.
+fn until_then(until: chrono::DateTime<chrono::Utc>) -> Duration {
+    (until - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .clamp(Duration::from_millis(50), OUTBOX_RECHECK)
 }
 
 /// The longest the scheduler sleeps without looking again. Not needed for
@@ -365,16 +499,21 @@ async fn purge(app: &App) {
     }
 }
 
-async fn schedule_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+async fn schedule_loop(app: Arc<App>, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
+    const ME: &str = "schedule";
     let mut failures = 0u32;
     while !*stop.borrow() {
+        // Database work and rendering only.
+        health.alive(ME, Duration::from_secs(120));
         let wait = match schedule::step(&app, chrono::Utc::now()).await {
             Ok(schedule::Step::Worked) => {
                 failures = 0;
+                health.progress(ME);
                 continue;
             }
             Ok(schedule::Step::Idle(Some(at))) => {
                 failures = 0;
+                health.progress(ME);
                 purge(&app).await;
                 // Wake at the due second, not before: a reminder must not leave early.
                 (at - chrono::Utc::now())
@@ -383,16 +522,20 @@ async fn schedule_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                     .clamp(Duration::from_millis(10), SCHEDULE_RECHECK)
             }
             Ok(schedule::Step::Idle(None)) => {
+                health.progress(ME);
                 purge(&app).await;
                 SCHEDULE_RECHECK
             }
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
-                error!(error = %format!("{e:#}"), retry_in = ?wait, "schedule step failed");
+                let e = format!("{e:#}");
+                error!(error = %e, retry_in = ?wait, "schedule step failed");
+                health.failing(ME, None, &e);
                 wait
             }
         };
+        health.alive(ME, wait + Duration::from_secs(30));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = app.schedule_wakeup.notified() => {}

@@ -133,6 +133,7 @@ impl App {
         tx.commit()
             .await
             .with_context(|| format!("recording message {location}"))?;
+        crate::metrics::message_handled(outcome.outcome.as_str());
         if outcome.queued > 0 {
             self.outbox_wakeup.notify_one();
         }

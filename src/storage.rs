@@ -80,6 +80,7 @@ macro_rules! on_tx {
 
 mod claims;
 mod notify;
+mod ops;
 mod postgres;
 mod privacy;
 mod sqlite;
@@ -88,6 +89,7 @@ mod web;
 
 pub use claims::lease_for;
 pub use notify::{Ended, FailedMail, OptInRequest};
+pub use ops::DeliveryPause;
 pub use privacy::{Erased, PersonData};
 pub use types::Ts;
 pub use web::{AuditEntry, Matcher, ReceivedMail, SentMail, StoredSession};

@@ -10,6 +10,7 @@ mod crash;
 mod dashboard;
 mod e2e;
 mod harness;
+mod health;
 mod imap_faults;
 mod notify;
 mod privacy;

@@ -161,19 +161,21 @@ fn a_locked_database_fails_clearly_and_loses_nothing() {
         ),
     );
     let db = app.db_path();
-    let mut locker = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sqlite3, sys, time\n\
+    let mut locker = crate::support::process::KillOnDrop(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3, sys, time\n\
              c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
              c.execute('BEGIN EXCLUSIVE')\n\
              print('locked', flush=True)\n\
              time.sleep(60)\n",
-        )
-        .arg(&db)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
+            )
+            .arg(&db)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    );
     {
         use std::io::BufRead;
         let mut line = String::new();
