@@ -105,6 +105,7 @@ impl App {
                     reason: format!("rsvpd failed while reading this mail (internal error: {what}); please handle it by hand"),
                     conference: None,
                 },
+                explanation: Default::default(),
             }
         }))
     }

@@ -7,8 +7,10 @@
 
 use super::intent::{self, Intent};
 use super::routing::{self, Route, RouteInput};
+use super::vocab::Vocabulary;
 use super::{
-    Action, Attendee, ConferenceRef, Context, Language, choices, filters, mime, people, text,
+    Action, Attendee, ConferenceRef, Context, Explanation, Language, Step, choices, filters, mime,
+    people, text,
 };
 
 /// The largest party we register without asking a person.
@@ -32,7 +34,12 @@ struct Speaker {
     subject: Option<String>,
 }
 
-pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
+pub fn decide(
+    mail: &mime::Mail,
+    ctx: &Context,
+    v: &Vocabulary,
+    why: &mut Explanation,
+) -> (Language, Action) {
     let (bare_subject, is_reply, is_forward) = text::strip_subject_prefixes(&mail.subject);
     let body = text::split_body(&mail.body, is_forward, is_reply);
     let recipients = routing::recipient_info(&mail.recipients, ctx);
@@ -50,7 +57,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
     // registers themself in their own words.
     let forwarded = body.forwarded.clone().or_else(|| attached_as_forward(mail));
     if let Some(fwd) = forwarded
-        && !intent::registers_self(&speaker.own)
+        && !intent::registers_self(v, &speaker.own)
         && let Some(original) = fwd.from_address.clone()
         && !is_ours(&original, ctx)
     {
@@ -60,7 +67,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
             .as_ref()
             .filter(|(_, reply, _)| !reply)
             .map(|(s, _, _)| s.clone());
-        let reading = intent::read(&inner.own, fwd_subject_text.as_deref(), false);
+        let reading = intent::read(v, &inner.own, fwd_subject_text.as_deref(), false);
         if matches!(
             reading.intent,
             Intent::Register
@@ -103,7 +110,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
             .clone()
             .or_else(|| routing::subject_token(&mail.subject, ctx.conferences));
         if let Some(token) = token {
-            let conference = route_for(mail, ctx, &recipients, &speaker, &body).found();
+            let conference = route_for(v, mail, ctx, &recipients, &speaker, &body).found();
             return (
                 language,
                 Action::Confirm {
@@ -121,7 +128,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
                         "no text, only attachments ({}); perhaps a filled-in form",
                         filters::short(&mail.attachments.join(", "), 120)
                     ),
-                    route_for(mail, ctx, &recipients, &speaker, &body).found(),
+                    route_for(v, mail, ctx, &recipients, &speaker, &body).found(),
                 ),
             );
         }
@@ -133,13 +140,20 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
 
     // A tokenless "Ja, ich bestätige" confirms only a reply to a request
     // for confirmation (double opt-in), not any reply to us.
-    let confirm_requested = (in_thread || is_reply) && intent::asks_for_confirmation(&mail.subject);
-    let reading = intent::read(&speaker.own, speaker.subject.as_deref(), confirm_requested);
+    let confirm_requested =
+        (in_thread || is_reply) && intent::asks_for_confirmation(v, &mail.subject);
+    let reading = intent::read(
+        v,
+        &speaker.own,
+        speaker.subject.as_deref(),
+        confirm_requested,
+    );
+    why.steps.extend(reading.fired.iter().cloned());
     let token = recipients
         .confirm_token
         .clone()
         .or_else(|| routing::subject_token(&mail.subject, ctx.conferences));
-    let route = route_for(mail, ctx, &recipients, &speaker, &body);
+    let route = route_for(v, mail, ctx, &recipients, &speaker, &body);
     let conference = route.found();
 
     let needs_conference = |what: &str| no_conference(what, &route, &recipients);
@@ -196,7 +210,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
                 match ctx.conferences.iter().find(|c| c.id == *id) {
                     Some(conf) => Action::Update {
                         conference: id.clone(),
-                        attendees: attendees(&speaker, conf, language, true),
+                        attendees: attendees(v, &speaker, conf, language, true),
                     },
                     None => review("a companion cannot come", conference.clone()),
                 }
@@ -226,7 +240,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
         },
         Intent::Update | Intent::Register | Intent::Unclear
             if (is_reply || in_thread || reading.refers_to_registration)
-                && intent::adds_people(&speaker.own)
+                && intent::adds_people(v, &speaker.own)
                 && {
                     let p = people::party(&speaker.own);
                     p.total.is_none() && (p.extra > 0 || !p.named.is_empty())
@@ -244,27 +258,47 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
             let update = reading.intent == Intent::Update
                 && (is_reply || in_thread || reading.refers_to_registration);
             register_or_update(
+                (ctx, v),
                 &speaker,
                 &reading,
                 update,
                 language,
                 conference,
                 (&route, &recipients),
-                ctx,
             )
         }
     };
+    if matches!(action, Action::Register { .. } | Action::Update { .. })
+        && !why.steps.iter().any(|s| s.text.is_some())
+    {
+        // No register phrase: people or workshop choices sent to the
+        // registration address (a form, "Ja bitte, für 2 Personen").
+        let first = text::sentences(&speaker.own)
+            .into_iter()
+            .find(|s| s.split_whitespace().count() > 1)
+            .or_else(|| speaker.subject.clone());
+        why.push(Step {
+            rule: "choices".into(),
+            phrase: None,
+            language: None,
+            text: first.map(|s| filters::short(&text::one_line(&s), 160)),
+            note: Some(
+                "no register phrase, but people or workshop choices sent to the registration address"
+                    .into(),
+            ),
+        });
+    }
     (language, action)
 }
 
 fn register_or_update(
+    (ctx, v): (&Context, &Vocabulary),
     speaker: &Speaker,
     reading: &intent::Reading,
     update: bool,
     language: Language,
     conference: Option<String>,
     (route, recipients): (&Route, &routing::RecipientInfo),
-    ctx: &Context,
 ) -> Action {
     let registering = matches!(reading.intent, Intent::Register | Intent::Update);
     let Some(conf_id) = conference else {
@@ -276,7 +310,7 @@ fn register_or_update(
     let Some(conf) = ctx.conferences.iter().find(|c| c.id == conf_id) else {
         return review("registration for an unknown conference", None);
     };
-    let attendees = attendees(speaker, conf, language, update);
+    let attendees = attendees(v, speaker, conf, language, update);
     let chose_something = attendees
         .iter()
         .any(|a| !a.workshops.is_empty() || a.party_size > 1)
@@ -384,6 +418,7 @@ impl Found for Route {
 }
 
 fn route_for(
+    v: &Vocabulary,
     mail: &mime::Mail,
     ctx: &Context,
     recipients: &routing::RecipientInfo,
@@ -404,7 +439,7 @@ fn route_for(
     let subject = speaker.subject.clone().unwrap_or(bare_subject);
     let focus = text::sentences(&speaker.own)
         .into_iter()
-        .filter(|s| intent::is_register_sentence(s) || intent::is_cancel_sentence(s))
+        .filter(|s| intent::is_register_sentence(v, s) || intent::is_cancel_sentence(v, s))
         .collect::<Vec<_>>()
         .join("\n");
     routing::route(
@@ -593,6 +628,7 @@ fn person_name(speaker: &Speaker) -> (Option<String>, Option<String>) {
 }
 
 fn attendees(
+    v: &Vocabulary,
     speaker: &Speaker,
     conf: &ConferenceRef,
     language: Language,
@@ -612,7 +648,7 @@ fn attendees(
     if listed.is_empty() && !is_form {
         let sentences: Vec<String> = text::sentences(&speaker.own)
             .into_iter()
-            .filter(|s| intent::is_register_sentence(s))
+            .filter(|s| intent::is_register_sentence(v, s))
             .collect();
         listed = people::named_with_address(&sentences.join("\n"))
             .into_iter()
@@ -665,7 +701,7 @@ fn attendees(
     let (mut workshops, alternatives) =
         choices::workshop_choices(&party_text, conf, false, update, false);
     let mut notes = choices::notes(&general, language);
-    merge(&mut notes, questions(&general, language));
+    merge(&mut notes, questions(v, &general, language));
     for id in &alternatives {
         if let Some(w) = conf.workshops.iter().find(|w| w.id == *id) {
             notes.push(match language {
@@ -730,7 +766,7 @@ fn attendees(
     // A group list.
     let sender_fold = name.as_deref().map(text::fold);
     let includes_sender_phrase = if prose {
-        intent::registers_self(&speaker.own)
+        intent::registers_self(v, &speaker.own)
     } else {
         let f = text::fold(&general);
         [
@@ -834,7 +870,7 @@ fn attendees(
 }
 
 /// Questions asked in a registration, kept as notes so that someone answers them.
-fn questions(text: &str, language: Language) -> Vec<String> {
+fn questions(v: &Vocabulary, text: &str, language: Language) -> Vec<String> {
     let label = match language {
         Language::De => "Frage",
         Language::En => "question",
@@ -844,7 +880,7 @@ fn questions(text: &str, language: Language) -> Vec<String> {
         .filter(|s| {
             s.trim_end().ends_with('?')
                 && s.split_whitespace().count() >= 3
-                && !intent::is_request(s)
+                && !intent::is_request(v, s)
         })
         .take(2)
         .map(|s| format!("{label}: {}", filters::short(&text::one_line(&s), 160)))
