@@ -9,8 +9,8 @@ use super::intent::{self, Intent};
 use super::routing::{self, Route, RouteInput};
 use super::vocab::Vocabulary;
 use super::{
-    Action, Attendee, ConferenceRef, Context, Explanation, Language, Step, choices, filters, mime,
-    people, text,
+    Action, Attendee, ConferenceRef, Context, Explanation, Language, Step, choices, filters,
+    language, mime, people, text,
 };
 
 /// The largest party we register without asking a person.
@@ -95,8 +95,13 @@ pub fn decide(
         }
     }
 
-    let language = text::language_of(&speaker.own)
-        .or_else(|| speaker.subject.as_deref().and_then(text::language_of))
+    let language = language::answer(v, &speaker.own)
+        .or_else(|| {
+            speaker
+                .subject
+                .as_deref()
+                .and_then(language::answer_language)
+        })
         .unwrap_or(ctx.default_language);
 
     if speaker.own.trim().is_empty()
@@ -157,6 +162,38 @@ pub fn decide(
     let conference = route.found();
 
     let needs_conference = |what: &str| no_conference(what, &route, &recipients);
+
+    // Mail in a language no vocabulary covers: rsvpd can neither read nor
+    // answer it, unless a sentence in a language it reads registers or cancels.
+    if token.is_none()
+        && let Some(name) = language::foreign_mail(v, &speaker.own)
+    {
+        let readable = text::sentences(&speaker.own).into_iter().find(|s| {
+            language::foreign(s, v.detect_codes()).is_none()
+                && (intent::is_register_sentence(v, s) || intent::is_cancel_sentence(v, s))
+        });
+        match readable {
+            Some(s) => why.push(Step {
+                rule: "language".into(),
+                phrase: None,
+                language: None,
+                text: Some(filters::short(&text::one_line(&s), 160)),
+                note: Some(format!("written in {name}, but this sentence is readable")),
+            }),
+            None => {
+                why.push(Step::logic("language", format!("written in {name}")));
+                return (
+                    ctx.default_language,
+                    review(
+                        format!(
+                            "written in {name}; rsvpd reads and answers German and English only, please answer by hand"
+                        ),
+                        conference,
+                    ),
+                );
+            }
+        }
+    }
 
     // "Anmeldung anbei" with a filled-in PDF form: the details are in the file.
     let own_words = speaker.own.split_whitespace().count();

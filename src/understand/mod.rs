@@ -25,6 +25,7 @@ mod decide;
 mod filters;
 mod html;
 mod intent;
+mod language;
 mod mime;
 mod people;
 mod routing;
@@ -396,5 +397,103 @@ fn single_lines(u: &mut Understood) {
             fix(reason);
             fix_opt(conference);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conferences() -> Vec<ConferenceRef> {
+        vec![ConferenceRef {
+            id: "miko-2027".into(),
+            title: "Vierte Migrationskonferenz".into(),
+            aliases: vec!["Migrationskonferenz".into()],
+            workshops: (1..=5)
+                .map(|i| WorkshopRef {
+                    id: format!("w{i}"),
+                    title: format!("Thema {i}"),
+                })
+                .collect(),
+            open: true,
+            address: None,
+        }]
+    }
+
+    const TURKISH_MAIL: &str = "From: Emre Dogan <emre@example.com.tr>\r\nTo: anmeldung@example.org\r\n\
+        Subject: Konferans\r\nMessage-ID: <tr-1@example.com.tr>\r\n\
+        Content-Type: text/plain; charset=utf-8\r\n\r\n\
+        Merhaba,\r\n\r\nMigrationskonferenz'e katılmak istiyorum, Workshop 3 lütfen. \
+        Eşim de benimle gelecek, ikimiz de çok heyecanlıyız.\r\n\r\nEmre Dogan\r\n";
+
+    /// Adding a language is adding one file: with `tests/vocab/tr.txt` loaded
+    /// beside German and English, a Turkish registration is read; without it,
+    /// it goes to review naming the language.
+    #[test]
+    fn an_added_language_is_understood() {
+        let confs = conferences();
+        let ctx = Context {
+            conferences: &confs,
+            mailbox_address: "anmeldung@example.org",
+            thread_conference: None,
+            default_language: Language::De,
+        };
+        let builtin = understand(TURKISH_MAIL.as_bytes(), &ctx);
+        match &builtin.action {
+            Action::Review { reason, .. } => {
+                assert!(reason.contains("written in Turkish"), "{reason}")
+            }
+            other => panic!("without a Turkish vocabulary: {other:?}"),
+        }
+
+        let tr = include_str!("../../tests/vocab/tr.txt");
+        let v = Vocabulary::with(&[("tr", tr)]);
+        assert!(v.problems().is_empty(), "{:#?}", v.problems());
+        assert!(v.check_examples().is_empty(), "{:#?}", v.check_examples());
+        assert_eq!(v.languages(), ["de", "en", "tr"]);
+        let u = understand_with(TURKISH_MAIL.as_bytes(), &ctx, &v);
+        match &u.action {
+            Action::Register {
+                conference,
+                attendees,
+            } => {
+                assert_eq!(conference, "miko-2027");
+                assert_eq!(attendees[0].workshops, ["w3"]);
+                assert_eq!(attendees[0].email, "emre@example.com.tr");
+            }
+            other => panic!("with a Turkish vocabulary: {other:?}"),
+        }
+        let step = u
+            .explanation
+            .steps
+            .iter()
+            .find(|s| s.rule == "register")
+            .expect("a register step");
+        assert_eq!(step.language.as_deref(), Some("tr"));
+        assert_eq!(
+            step.phrase.as_deref(),
+            Some("katılmak (istiyorum|isterim|istiyoruz)")
+        );
+        assert!(u.explanation.to_string().contains("katılmak istiyorum"));
+    }
+
+    #[test]
+    fn the_explanation_reads_as_one_line() {
+        let e = Explanation {
+            steps: vec![
+                Step {
+                    rule: "cancel".into(),
+                    phrase: Some("(sage|sagen) …15 ab".into()),
+                    language: Some("de".into()),
+                    text: Some("Ich sage leider ab.".into()),
+                    note: None,
+                },
+                Step::logic("conference", "the subject names miko-2027"),
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "cancel \"(sage|sagen) …15 ab\" (de) in «Ich sage leider ab.»; conference: the subject names miko-2027"
+        );
     }
 }

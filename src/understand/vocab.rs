@@ -165,6 +165,9 @@ impl Section {
 pub struct Vocabulary {
     sections: BTreeMap<String, Section>,
     languages: Vec<String>,
+    /// ISO 639-3 codes the files declare (`language deu`), for recognising
+    /// which mail they can read.
+    detect_codes: Vec<String>,
     problems: Vec<String>,
 }
 
@@ -178,6 +181,11 @@ impl Vocabulary {
         for (lang, text) in sources {
             if !v.languages.iter().any(|l| l == lang) {
                 v.languages.push((*lang).to_string());
+            }
+            if let Some(code) = declared_code(text)
+                && !v.detect_codes.contains(&code)
+            {
+                v.detect_codes.push(code);
             }
             for (section, phrase) in parse(lang, text, &mut v.problems) {
                 raw.entry(section).or_default().push(phrase);
@@ -239,6 +247,38 @@ impl Vocabulary {
         &self.languages
     }
 
+    /// ISO 639-3 codes of the languages loaded ("deu", "eng").
+    pub fn detect_codes(&self) -> &[String] {
+        &self.detect_codes
+    }
+
+    /// Every phrase against its examples: the phrases that miss one of
+    /// theirs or match a counter-example, as messages naming file and line.
+    pub fn check_examples(&self) -> Vec<String> {
+        let mut wrong = Vec::new();
+        for (name, section) in self.sections() {
+            for p in &section.phrases {
+                for ex in &p.examples {
+                    if !p.is_match(&fold(ex)) {
+                        wrong.push(format!(
+                            "{}.txt line {}: [{name}] \"{}\" does not match its example \"{ex}\"",
+                            p.language, p.line, p.text
+                        ));
+                    }
+                }
+                for ex in &p.counter_examples {
+                    if p.is_match(&fold(ex)) {
+                        wrong.push(format!(
+                            "{}.txt line {}: [{name}] \"{}\" matches its counter-example \"{ex}\"",
+                            p.language, p.line, p.text
+                        ));
+                    }
+                }
+            }
+        }
+        wrong
+    }
+
     /// Lines that could not be read or compiled.
     pub fn problems(&self) -> &[String] {
         &self.problems
@@ -267,6 +307,15 @@ impl Vocabulary {
     }
 }
 
+/// The `language xxx` line before the first section.
+fn declared_code(text: &str) -> Option<String> {
+    text.lines()
+        .map(|l| strip_comment(l).trim())
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| l.strip_prefix("language "))
+        .map(|c| c.trim().to_ascii_lowercase())
+}
+
 /// Reads one file into (section, phrase) pairs.
 fn parse(lang: &str, text: &str, problems: &mut Vec<String>) -> Vec<(String, Phrase)> {
     let mut out = Vec::new();
@@ -282,6 +331,9 @@ fn parse(lang: &str, text: &str, problems: &mut Vec<String>) -> Vec<(String, Phr
             continue;
         }
         let Some(sec) = &section else {
+            if line.starts_with("language ") {
+                continue;
+            }
             problems.push(format!(
                 "{lang}.txt line {line_no}: a phrase before any [section]"
             ));
@@ -631,30 +683,9 @@ mod tests {
     fn every_builtin_phrase_compiles_and_matches_its_examples() {
         let v = &*BUILTIN_VOCABULARY;
         assert!(v.problems().is_empty(), "{:#?}", v.problems());
-        let mut wrong = Vec::new();
-        let mut count = 0;
-        for (name, section) in v.sections() {
-            for p in &section.phrases {
-                count += 1;
-                for ex in &p.examples {
-                    if !p.is_match(&fold(ex)) {
-                        wrong.push(format!(
-                            "{}.txt line {}: [{name}] \"{}\" does not match its example \"{ex}\"",
-                            p.language, p.line, p.text
-                        ));
-                    }
-                }
-                for ex in &p.counter_examples {
-                    if p.is_match(&fold(ex)) {
-                        wrong.push(format!(
-                            "{}.txt line {}: [{name}] \"{}\" matches its counter-example \"{ex}\"",
-                            p.language, p.line, p.text
-                        ));
-                    }
-                }
-            }
-        }
+        let count: usize = v.sections().map(|(_, s)| s.phrases.len()).sum();
         assert!(count > 100, "only {count} phrases loaded");
+        let wrong = v.check_examples();
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
