@@ -30,6 +30,48 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub defaults: Defaults,
     pub conferences: Vec<Conference>,
+    /// The HTTP server (dashboard, `/healthz`, `/metrics`); off without `[web]`.
+    pub web: Option<WebConfig>,
+}
+
+/// `[web]`: where the daemon serves HTTP, and who may log in.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub listen: std::net::SocketAddr,
+    /// The address people use (behind the reverse proxy); `https` makes cookies Secure.
+    pub public_url: Option<String>,
+    pub users: Vec<WebUser>,
+}
+
+impl WebConfig {
+    /// Whether the dashboard is reached over https (cookies get `Secure`).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// `[[web.user]]`: an organizer who may log in to the dashboard.
+#[derive(Clone)]
+pub struct WebUser {
+    pub name: String,
+    /// An argon2id PHC string from `rsvpd hash-password`.
+    pub password_hash: Secret,
+    /// The conference ids this user may see; `*` means all.
+    pub conferences: Vec<String>,
+}
+
+impl WebUser {
+    pub fn may_see(&self, conference: &str) -> bool {
+        self.conferences.iter().any(|c| c == "*" || c == conference)
+    }
+}
+
+impl fmt::Debug for WebUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "web user {} ({:?})", self.name, self.conferences)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +312,24 @@ struct RawConfig {
     defaults: RawDefaults,
     #[serde(default, rename = "conference")]
     conferences: Vec<RawConference>,
+    web: Option<RawWeb>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Spanned<String>,
+    public_url: Option<Spanned<String>>,
+    #[serde(default, rename = "user")]
+    users: Vec<RawWebUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebUser {
+    name: Spanned<String>,
+    password_hash: Spanned<String>,
+    conferences: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -1110,6 +1170,11 @@ impl Config {
             });
         }
 
+        let web = match raw.web {
+            None => None,
+            Some(w) => Some(parse_web(path, text, w, &conferences)?),
+        };
+
         Ok(Config {
             path: path.to_path_buf(),
             mailbox: MailboxConfig {
@@ -1132,12 +1197,104 @@ impl Config {
             database: DatabaseConfig { sqlite_path },
             defaults,
             conferences,
+            web,
         })
     }
 
     pub fn conference(&self, id: &str) -> Option<&Conference> {
         self.conferences.iter().find(|c| c.id == id)
     }
+}
+
+fn parse_web(
+    path: &Path,
+    text: &str,
+    w: RawWeb,
+    conferences: &[Conference],
+) -> anyhow::Result<WebConfig> {
+    let off = w.listen.span().start;
+    let listen_text = w.listen.into_inner();
+    let listen: std::net::SocketAddr = listen_text.parse().map_err(|_| {
+        at_line(
+            path,
+            text,
+            off,
+            format!("[web] listen `{listen_text}` is not an address and port; write e.g. \"127.0.0.1:8080\""),
+        )
+    })?;
+    let public_url = match w.public_url {
+        None => None,
+        Some(u) => {
+            let off = u.span().start;
+            let u = u.into_inner();
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(at_line(
+                    path,
+                    text,
+                    off,
+                    format!(
+                        "[web] public_url `{u}` must start with https:// (or http://); write e.g. \"https://anmeldung.example.org/\""
+                    ),
+                ));
+            }
+            Some(u)
+        }
+    };
+    let mut users: Vec<WebUser> = Vec::new();
+    for u in w.users {
+        let name_off = u.name.span().start;
+        let name = u.name.into_inner();
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            return Err(at_line(
+                path,
+                text,
+                name_off,
+                "[[web.user]] name must be a non-empty word without control characters",
+            ));
+        }
+        if users.iter().any(|o| o.name == name) {
+            return Err(at_line(
+                path,
+                text,
+                name_off,
+                format!("[[web.user]] `{name}` appears twice"),
+            ));
+        }
+        let hash_off = u.password_hash.span().start;
+        let hash = u.password_hash.into_inner();
+        if !hash.starts_with("$argon2id$") {
+            return Err(at_line(
+                path,
+                text,
+                hash_off,
+                format!(
+                    "[[web.user]] `{name}`: password_hash is not an argon2id hash; create one with `rsvpd hash-password` (it reads the password on stdin)"
+                ),
+            ));
+        }
+        for c in &u.conferences {
+            if c != "*" && !conferences.iter().any(|k| &k.id == c) {
+                return Err(at_line(
+                    path,
+                    text,
+                    name_off,
+                    format!(
+                        "[[web.user]] `{name}`: conference `{c}` is not configured; use a [[conference]] id or \"*\" for all"
+                    ),
+                ));
+            }
+        }
+        users.push(WebUser {
+            name,
+            password_hash: Secret(hash),
+            conferences: u.conferences,
+        });
+    }
+    Ok(WebConfig {
+        listen,
+        public_url,
+        users,
+    })
 }
 
 fn looks_like_address(s: &str) -> bool {
@@ -1347,5 +1504,49 @@ at = "09:00"
     fn secret_is_not_printed() {
         let c = parse(GOOD).unwrap();
         assert!(!format!("{c:?}").contains("\"pw\""));
+    }
+
+    const WEB: &str = r#"
+[web]
+listen = "127.0.0.1:8080"
+public_url = "https://anmeldung.example.org/"
+[[web.user]]
+name = "orga"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+conferences = ["miko-2027"]
+"#;
+
+    #[test]
+    fn web_section_parses() {
+        let c = parse(&format!("{GOOD}{WEB}")).expect("parses");
+        let web = c.web.expect("web");
+        assert_eq!(web.listen.to_string(), "127.0.0.1:8080");
+        assert!(web.secure_cookies());
+        assert_eq!(web.users.len(), 1);
+        assert!(web.users[0].may_see("miko-2027"));
+        assert!(!web.users[0].may_see("fishbowl"));
+        assert!(parse(GOOD).expect("parses").web.is_none());
+    }
+
+    #[test]
+    fn web_section_errors_name_key_and_line() {
+        let text = format!("{GOOD}{WEB}").replace("127.0.0.1:8080", "localhost");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(e.contains("[web] listen") && e.contains("line 19"), "{e}");
+        let text = format!("{GOOD}{WEB}").replace("$argon2id$v=19", "plaintext");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(
+            e.contains("rsvpd hash-password") && e.contains("line 23"),
+            "{e}"
+        );
+        let text = format!("{GOOD}{WEB}").replace("[\"miko-2027\"]", "[\"miko-2028\"]");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(
+            e.contains("miko-2028") && e.contains("not configured"),
+            "{e}"
+        );
+        let text = format!("{GOOD}{WEB}").replace("public_url", "publik_url");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(e.contains("publik_url"), "{e}");
     }
 }

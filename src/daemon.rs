@@ -23,6 +23,7 @@ use crate::mailer::Transport;
 use crate::outbox::{self, Step};
 use crate::pipeline::App;
 use crate::schedule;
+use crate::web;
 
 /// `rsvpd run --once`: drain the mailbox, then the due schedules, then send
 /// what is due, then return.
@@ -106,7 +107,19 @@ async fn stop(running: Running) {
 /// `rsvpd run`: until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let path = config.path.clone();
-    let mut running = start(prepare(config).await?);
+    // The HTTP listener is bound first and lives as long as the daemon; a
+    // reload hands it the new `App` (see `web`).
+    let web_listen = config.web.as_ref().map(|w| w.listen);
+    let listener = match &config.web {
+        Some(w) => Some(web::bind(w).await?),
+        None => None,
+    };
+    let prepared = prepare(config).await?;
+    let (app_tx, app_rx) = watch::channel(prepared.0.clone());
+    let (web_stop_tx, web_stop_rx) = watch::channel(false);
+    let web_task =
+        listener.map(|l| tokio::spawn(web::serve(l, web::WebState::new(app_rx), web_stop_rx)));
+    let mut running = start(prepared);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(config = %path.display(), "rsvpd is running");
     let mut signals = Signals::install(watchdog_interval())?;
@@ -125,6 +138,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     error!(error = %format!("{e:#}"), "SIGHUP: the new configuration cannot be used; keeping the old one")
                 }
                 Ok(prepared) => {
+                    if prepared.0.config.web.as_ref().map(|w| w.listen) != web_listen {
+                        warn!(
+                            "SIGHUP: [web] listen changed; the HTTP server keeps its address until rsvpd is restarted"
+                        );
+                    }
+                    // Requests are served by the new `App` from now on, so
+                    // none reaches the old one's store after it is closed.
+                    app_tx.send_replace(prepared.0.clone());
                     stop(running).await;
                     running = start(prepared);
                     info!(config = %path.display(), "configuration reloaded");
@@ -135,6 +156,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!("shutting down: finishing the work in flight");
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    // The HTTP server first: requests in flight still need the store.
+    let _ = web_stop_tx.send(true);
+    if let Some(task) = web_task
+        && tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        warn!("HTTP requests did not finish within 5 s; stopping anyway");
+    }
     stop(running).await;
     info!("stopped");
     Ok(())

@@ -4,7 +4,8 @@
 //! (store + outbox in one transaction, via `storage`) → `outbox` → `mailer`.
 //! `schedule` (reminders, digests, opt-in expiry) and `broadcast` also feed
 //! the outbox; `calendar` writes the invites the mailer attaches.
-//! `commands` and `daemon` drive it; `config` parses the edge.
+//! `commands` and `daemon` drive it; `web` serves HTTP inside the daemon;
+//! `config` parses the edge.
 
 pub mod broadcast;
 pub mod calendar;
@@ -26,3 +27,4 @@ pub mod storage;
 #[cfg(test)]
 mod test_support;
 pub mod understand;
+pub mod web;

@@ -14,3 +14,4 @@ mod shutdown;
 mod smtp_faults;
 mod support;
 mod tls;
+mod web;
