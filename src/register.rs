@@ -196,6 +196,12 @@ impl Registrar<'_> {
                 )))
             }
             Action::Ignore { reason } => Ok(Outcome::ignored(reason.clone())),
+            Action::Thanks { conference } => Ok(Outcome {
+                outcome: "thanks",
+                reason: Some("only a thank-you; nothing to do".into()),
+                conference: conference.clone(),
+                queued: 0,
+            }),
             Action::Review { reason, conference } => {
                 Ok(Outcome::review(reason.clone(), conference.clone()))
             }

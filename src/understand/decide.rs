@@ -45,13 +45,32 @@ pub fn decide(
     let recipients = routing::recipient_info(&mail.recipients, ctx);
     let in_thread = ctx.thread_conference.is_some() || recipients.confirm_token.is_some();
 
-    let Some(mut speaker) = sender(mail, ctx, &body, (!is_reply).then(|| bare_subject.clone()))
-    else {
+    let Some(mut speaker) = sender(
+        v,
+        mail,
+        ctx,
+        &body,
+        (!is_reply).then(|| bare_subject.clone()),
+    ) else {
         return (
             ctx.default_language,
             review("the sender address is missing or unreadable", None),
         );
     };
+    // A display name with line breaks (header injection) or of absurd
+    // length is not a person writing: nothing is recorded from it.
+    if let Some(from) = &mail.from
+        && let Some(problem) = hostile_display_name(from)
+    {
+        why.push(Step::logic("sender", problem));
+        return (
+            ctx.default_language,
+            review(
+                format!("{problem}; not recorded, please check the sender"),
+                None,
+            ),
+        );
+    }
 
     // A forward speaks for the original sender, unless the forwarder
     // registers themself in their own words.
@@ -162,6 +181,29 @@ pub fn decide(
     let conference = route.found();
 
     let needs_conference = |what: &str| no_conference(what, &route, &recipients);
+
+    // The address we would record is a machine's, or the text says a machine
+    // wrote it: nobody to register.
+    let machine_text = text::sentences(&speaker.own)
+        .iter()
+        .find(|s| v.is_match("machine_text", &text::fold(s)))
+        .cloned();
+    if token.is_none() && (is_system_address(&speaker.email) || machine_text.is_some()) {
+        why.push(Step {
+            rule: "sender".into(),
+            phrase: None,
+            language: None,
+            text: machine_text.map(|s| filters::short(&text::one_line(&s), 160)),
+            note: Some(format!("<{}> is not a person", speaker.email)),
+        });
+        return (
+            language,
+            review(
+                "sent by a system, not a person: nobody to register, please check",
+                conference,
+            ),
+        );
+    }
 
     // Mail in a language no vocabulary covers: rsvpd can neither read nor
     // answer it, unless a sentence in a language it reads registers or cancels.
@@ -423,8 +465,14 @@ fn party_stated(speaker: &Speaker) -> bool {
 }
 
 fn not_a_request(reading: &intent::Reading, conference: Option<String>) -> Action {
-    let reason = if reading.thanks_only {
-        "only a thank-you; nothing to register".to_string()
+    if reading.thanks_only {
+        return Action::Thanks { conference };
+    }
+    let reason = if let Some(c) = &reading.conditional {
+        format!(
+            "would register only on a condition or is not decided yet: \"{}\"",
+            filters::short(reading.question.as_deref().unwrap_or(c), 160)
+        )
     } else if let Some(q) = &reading.question {
         format!(
             "a question that needs a personal answer: \"{}\"",
@@ -537,16 +585,67 @@ const SYSTEM_LOCALS: &[&str] = &[
     "postmaster",
 ];
 
+/// Parts of an address's local part that only machines use
+/// ("calendar-system@", "notifications.bounce@").
+const SYSTEM_PARTS: &[&str] = &[
+    "system",
+    "noreply",
+    "donotreply",
+    "daemon",
+    "mailer",
+    "notification",
+    "notifications",
+    "bounce",
+    "bounces",
+    "automailer",
+];
+
 fn is_system_address(addr: &str) -> bool {
     let local = addr.split('@').next().unwrap_or("").to_ascii_lowercase();
     SYSTEM_LOCALS.contains(&local.as_str())
         || local.contains("noreply")
         || local.contains("no-reply")
+        || local
+            .split(['-', '.', '_', '+'])
+            .any(|part| SYSTEM_PARTS.contains(&part))
+}
+
+/// Is this address a person's: a display name that is a name, and no office
+/// word ("Sekretariat", "team", "info") in the name or the local part?
+fn is_person(v: &Vocabulary, m: &mime::Mailbox) -> bool {
+    let local = m.address.split('@').next().unwrap_or("");
+    let words = format!(
+        "{} {}",
+        m.name.as_deref().unwrap_or(""),
+        local.replace(['.', '-', '_', '+'], " ")
+    );
+    if v.is_match("office_mailbox", &text::fold(&words)) {
+        return false;
+    }
+    m.name
+        .as_deref()
+        .is_some_and(|n| people::display_parts(n).0.is_some())
+}
+
+/// Why a display name is not a person's, if it is not.
+fn hostile_display_name(from: &mime::Mailbox) -> Option<&'static str> {
+    if from.name_broken {
+        return Some("the sender's display name carries a line break (header injection?)");
+    }
+    if from
+        .name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 120)
+    {
+        return Some("the sender's display name is absurdly long");
+    }
+    None
 }
 
 /// The sender as the attendee: From, or Reply-To when it differs (noted), or
 /// the e-mail field of a web form.
 fn sender(
+    v: &Vocabulary,
     mail: &mime::Mail,
     ctx: &Context,
     body: &text::Body,
@@ -561,9 +660,13 @@ fn sender(
         signature: body.signature.clone(),
         subject,
     };
+    // Reply-To speaks for the writer only when From is a machine or an
+    // office mailbox (a web form's relay, "Sekretariat"); a person's
+    // Reply-To to a team mailbox does not change who registered.
     if let Some(rt) = &mail.reply_to
         && rt.address != from.address
         && !is_ours(&rt.address, ctx)
+        && (is_system_address(&from.address) || !is_person(v, &from))
     {
         speaker.address_note = Some(format!(
             "Reply-To <{}> differs from From <{}>; using the Reply-To address",
@@ -624,9 +727,10 @@ fn person_name(speaker: &Speaker) -> (Option<String>, Option<String>) {
         }
         _ => sig.name.clone(),
     };
+    // "Gulsum Kose" and "Gülsüm Köse" are the same words: keep the signature's spelling.
     let same_words = |a: &str, b: &str| {
-        let mut x: Vec<String> = a.split_whitespace().map(text::fold).collect();
-        let mut y: Vec<String> = b.split_whitespace().map(text::fold).collect();
+        let mut x: Vec<String> = text::match_tokens(a);
+        let mut y: Vec<String> = text::match_tokens(b);
         x.sort();
         y.sort();
         x == y

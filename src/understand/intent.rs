@@ -34,6 +34,9 @@ pub struct Reading {
     /// First polite request ("Could you send me the programme?") that is
     /// not about registering, for the review reason.
     pub request: Option<String>,
+    /// A registering sentence that depends on a condition or is undecided
+    /// ("Falls ja, melde ich mich an", "vielleicht komme ich").
+    pub conditional: Option<String>,
     /// Mentions an existing registration ("meine Anmeldung", "already registered").
     pub refers_to_registration: bool,
     /// Only thanks / acknowledgement.
@@ -127,6 +130,7 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
     let mut whole_event_cancel = false;
     let mut register_subject = false;
     let mut thanks = 0usize;
+    let mut conditional_sentence: Option<String> = None;
     let mut fired: Vec<Step> = Vec::new();
     let is = |section: &str, f: &str| v.is_match(section, f);
 
@@ -215,10 +219,19 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
             if q {
                 cue_in_question = true;
                 fired.push(step(v, "register", &f, s).noted("asked as a question"));
-            } else if is("conditional", &f) {
-                // "Falls ja, melde ich mich an": depends on an answer.
+            } else if is("conditional", &f) || is("hedge", &f) {
+                // "Falls ja, melde ich mich an", "vielleicht komme ich":
+                // depends on an answer, or the writer has not decided.
                 conditional = true;
-                fired.push(step(v, "conditional", &f, s));
+                let which = if is("hedge", &f) {
+                    "hedge"
+                } else {
+                    "conditional"
+                };
+                fired.push(step(v, which, &f, s));
+                if conditional_sentence.is_none() {
+                    conditional_sentence = Some(text::one_line(s));
+                }
             } else if !in_body {
                 register_subject = true;
                 fired.push(step(v, "register", &f, s).noted("in the subject"));
@@ -247,10 +260,9 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
         Intent::Confirm
     } else if update {
         Intent::Update
-    } else if register || (conditional && question.is_none()) || (register_subject && !conditional)
-    {
+    } else if register || (register_subject && !conditional) {
         Intent::Register
-    } else if cue_in_question || question.is_some() {
+    } else if cue_in_question || question.is_some() || conditional {
         Intent::Question
     } else {
         Intent::Unclear
@@ -258,6 +270,7 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
     Reading {
         intent,
         question,
+        conditional: conditional_sentence,
         request,
         refers_to_registration: prior,
         thanks_only: thanks > 0 && substantive == 0,

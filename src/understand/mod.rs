@@ -212,6 +212,9 @@ pub enum Action {
     },
     /// Auto-replies, lists, newsletters: deliberately not answered.
     Ignore { reason: String },
+    /// Only thanks or acknowledgement ("Danke für die Bestätigung!"): stored
+    /// in the attendee's history, nothing to do, not the organizers' work.
+    Thanks { conference: Option<String> },
     /// Needs a human; the reason says why, in plain words.
     Review {
         reason: String,
@@ -300,7 +303,7 @@ fn run(raw: &[u8], ctx: &Context, v: &Vocabulary) -> Understood {
         );
         return u;
     }
-    if let Some(action) = filters::classify(&mail, ctx.mailbox_address) {
+    if let Some(action) = filters::classify(&mail, ctx.mailbox_address, v) {
         let what = match &action {
             Action::Bounce { .. } => "a delivery failure notice",
             _ => "automatic mail, never answered",
@@ -393,6 +396,7 @@ fn single_lines(u: &mut Understood) {
             fix(reason);
         }
         Action::Ignore { reason } => fix(reason),
+        Action::Thanks { conference } => fix_opt(conference),
         Action::Review { reason, conference } => {
             fix(reason);
             fix_opt(conference);

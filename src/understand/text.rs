@@ -10,7 +10,6 @@ use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-
 /// Longest body text we look at; registrations are short, and this keeps every
 /// regex pass linear and cheap even for a 30 MB mail.
 pub const MAX_TEXT: usize = 64 * 1024;
