@@ -4,8 +4,8 @@
 
 use std::fs;
 
-use rsvpd::understand::{ConferenceRef, Context, Language, WorkshopRef, understand};
-use serde_json::Value;
+use rsvpd::understand::corpus::{ContextFile, MailContext};
+use rsvpd::understand::understand;
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,42 +17,16 @@ fn main() {
         args.remove(i);
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/context.json");
-    let text = fs::read_to_string(path).expect("context.json");
-    let v: Value = serde_json::from_str(&text).expect("context.json is JSON");
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let conferences: Vec<ConferenceRef> = v["conferences"]
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|c| ConferenceRef {
-            id: s(&c["id"]),
-            title: s(&c["title"]),
-            aliases: c["aliases"]
-                .as_array()
-                .map(|a| a.iter().map(s).collect())
-                .unwrap_or_default(),
-            workshops: c["workshops"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|w| WorkshopRef {
-                            id: s(&w["id"]),
-                            title: s(&w["title"]),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            open: c["open"].as_bool().unwrap_or(true),
-            address: c["address"].as_str().map(str::to_string),
-        })
-        .collect();
-    let ctx = Context {
-        conferences: &conferences,
-        mailbox_address: "anmeldung@example.org",
-        thread_conference: thread.as_deref(),
-        default_language: Language::De,
+    let base = match ContextFile::read(path.as_ref()) {
+        Ok(base) => base,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
     };
+    let mut mail_context = MailContext::new(&base, &ContextFile::default());
+    mail_context.thread_conference = thread;
+    let ctx = mail_context.context();
     for file in args {
         match fs::read(&file) {
             Ok(raw) => {

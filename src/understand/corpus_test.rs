@@ -10,48 +10,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-use super::{ConferenceRef, Context, Language, WorkshopRef, understand};
-
-#[derive(Deserialize, Clone)]
-struct ConferenceJson {
-    id: String,
-    title: String,
-    #[serde(default)]
-    aliases: Vec<String>,
-    #[serde(default)]
-    workshops: Vec<WorkshopJson>,
-    #[serde(default = "yes")]
-    open: bool,
-    #[serde(default)]
-    address: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Deserialize, Clone)]
-struct WorkshopJson {
-    id: String,
-    title: String,
-}
-
-#[derive(Deserialize, Default, Clone)]
-struct ContextJson {
-    #[serde(default)]
-    conferences: Option<Vec<ConferenceJson>>,
-    #[serde(default)]
-    mailbox_address: Option<String>,
-    #[serde(default)]
-    thread_conference: Option<String>,
-    #[serde(default)]
-    default_language: Option<Language>,
-    /// Ids of the conferences open for registration (all others closed).
-    #[serde(default)]
-    open: Option<Vec<String>>,
-}
+use super::corpus::{ContextFile, MailContext, mails};
+use super::understand;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -59,37 +19,8 @@ fn corpus_dir() -> PathBuf {
         .join("corpus")
 }
 
-fn read_context(path: &Path) -> ContextJson {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn conferences(base: &ContextJson, over: &ContextJson) -> Vec<ConferenceRef> {
-    let list = over
-        .conferences
-        .clone()
-        .or_else(|| base.conferences.clone())
-        .unwrap_or_default();
-    list.into_iter()
-        .map(|c| ConferenceRef {
-            open: match &over.open {
-                Some(open) => open.contains(&c.id),
-                None => c.open,
-            },
-            id: c.id,
-            title: c.title,
-            aliases: c.aliases,
-            workshops: c
-                .workshops
-                .into_iter()
-                .map(|w| WorkshopRef {
-                    id: w.id,
-                    title: w.title,
-                })
-                .collect(),
-            address: c.address,
-        })
-        .collect()
+fn read_context(path: &Path) -> ContextFile {
+    ContextFile::read(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -97,12 +28,7 @@ fn corpus() {
     let dir = corpus_dir();
     let base = read_context(&dir.join("context.json"));
     let update = std::env::var("UPDATE_CORPUS").is_ok_and(|v| v == "1");
-    let mut mails: Vec<PathBuf> = fs::read_dir(&dir)
-        .expect("tests/corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .collect();
-    mails.sort();
+    let mails = mails(&dir).unwrap_or_else(|e| panic!("{e}"));
     assert!(!mails.is_empty(), "no corpus mails in {}", dir.display());
 
     let mut failures = Vec::new();
@@ -112,31 +38,9 @@ fn corpus() {
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        let over_path = dir.join(format!("{stem}.context.json"));
-        let over = if over_path.exists() {
-            read_context(&over_path)
-        } else {
-            ContextJson::default()
-        };
-        let confs = conferences(&base, &over);
-        let mailbox = over
-            .mailbox_address
-            .clone()
-            .or_else(|| base.mailbox_address.clone())
-            .unwrap_or_else(|| "anmeldung@example.org".into());
-        let thread = over
-            .thread_conference
-            .clone()
-            .or_else(|| base.thread_conference.clone());
-        let ctx = Context {
-            conferences: &confs,
-            mailbox_address: &mailbox,
-            thread_conference: thread.as_deref(),
-            default_language: over
-                .default_language
-                .or(base.default_language)
-                .unwrap_or(Language::De),
-        };
+        let over = ContextFile::beside(mail).unwrap_or_else(|e| panic!("{e}"));
+        let mail_context = MailContext::new(&base, &over);
+        let ctx = mail_context.context();
         let raw = fs::read(mail).expect("read mail");
         let mut got = understand(&raw, &ctx);
         if let Some(missing) = unexplained(&got) {
@@ -188,13 +92,8 @@ fn corpus() {
 fn mangled_corpus_never_panics() {
     let dir = corpus_dir();
     let base = read_context(&dir.join("context.json"));
-    let confs = conferences(&base, &ContextJson::default());
-    let ctx = Context {
-        conferences: &confs,
-        mailbox_address: "anmeldung@example.org",
-        thread_conference: None,
-        default_language: Language::De,
-    };
+    let mail_context = MailContext::new(&base, &ContextFile::default());
+    let ctx = mail_context.context();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -202,13 +101,7 @@ fn mangled_corpus_never_panics() {
         seed ^= seed << 17;
         seed
     };
-    let mut mails: Vec<PathBuf> = fs::read_dir(&dir)
-        .expect("tests/corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .collect();
-    mails.sort();
-    for mail in mails {
+    for mail in mails(&dir).unwrap_or_else(|e| panic!("{e}")) {
         let raw = fs::read(&mail).expect("read mail");
         if raw.len() > 100_000 {
             continue;

@@ -14,13 +14,16 @@
 //!
 //! Tests: unit tests beside each piece; `corpus_test` runs every mail in
 //! `tests/corpus/*.eml` against the expected `NAME.json` beside it (see there
-//! for the context files and `UPDATE_CORPUS=1`).
+//! for the context files and `UPDATE_CORPUS=1`). `corpus` reads those
+//! context files for the test and the examples alike; `score` measures the
+//! blind mails of `tests/blind/` (`cargo run --release --example score`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde::{Deserialize, Serialize};
 
 mod choices;
+pub mod corpus;
 mod decide;
 mod filters;
 mod html;
@@ -29,6 +32,7 @@ mod language;
 mod mime;
 mod people;
 mod routing;
+pub mod score;
 mod text;
 pub mod vocab;
 
