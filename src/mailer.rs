@@ -1035,6 +1035,7 @@ fn sample_digest(conference: &Conference, now: DateTime<Utc>) -> DigestData {
             reason: "no registration recognised".into(),
             received_at: crate::storage::ts(now),
             conference: Some(conference.id.clone()),
+            explanation: None,
         }],
         failed: vec![],
         all: vec![reg],

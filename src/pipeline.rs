@@ -17,7 +17,7 @@ use crate::mailer::Renderer;
 use crate::mask::mask;
 use crate::register::{Actor, Outcome, Registrar};
 use crate::storage::{NewInbound, Store};
-use crate::understand::{self, Action, ConferenceRef, Context, Understood, WorkshopRef};
+use crate::understand::{self, Action, ConferenceRef, Context, Step, Understood, WorkshopRef};
 
 /// The shared state of a running rsvpd.
 pub struct App {
@@ -75,22 +75,50 @@ impl App {
             .collect()
     }
 
-    /// Understand `raw` (never panics: a panic becomes a review item).
+    /// Understand `raw` (never panics: a panic becomes a review item), with
+    /// what only the store knows: the thread the mail answers, the sender's
+    /// registration when the text names no conference, and our opt-in
+    /// request when the reply lost its token.
     pub async fn understand(&self, raw: &[u8]) -> anyhow::Result<Understood> {
         let refs = understand::thread_references(raw);
         let thread = self.store.thread_conference(&refs).await?;
+        let mut understood = self.understand_in(raw, thread.as_deref());
+        if thread.is_none()
+            && unrouted(&understood.action)
+            && let Some(from) = understood.from.clone()
+        {
+            // A reply that names no conference: the sender's one registration says which.
+            let mine = self.store.active_conferences_of(&from).await?;
+            if let [conference] = mine.as_slice() {
+                let mut again = self.understand_in(raw, Some(conference));
+                if !unrouted(&again.action) {
+                    again.explanation.push(Step::logic(
+                        "conference",
+                        format!("no conference named; the sender's only registration is for {conference}"),
+                    ));
+                    understood = again;
+                }
+            }
+        }
+        if let Some((conference, registrant)) = self.store.opt_in_thread(&refs).await? {
+            confirm_by_thread(&mut understood, &conference, &registrant);
+        }
+        Ok(understood)
+    }
+
+    fn understand_in(&self, raw: &[u8], thread: Option<&str>) -> Understood {
         let conferences = self.conference_refs();
         let ctx = Context {
             conferences: &conferences,
             mailbox_address: &self.config.mailbox.address,
-            thread_conference: thread.as_deref(),
+            thread_conference: thread,
             default_language: self.config.defaults.language,
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::failpoint::panic_point("understand-panic");
             understand::understand(raw, &ctx)
         }));
-        Ok(result.unwrap_or_else(|panic| {
+        result.unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
@@ -107,7 +135,7 @@ impl App {
                 },
                 explanation: Default::default(),
             }
-        }))
+        })
     }
 
     /// Handle one message found at `location`; returns what became of it.
@@ -168,6 +196,7 @@ impl App {
                 reason: outcome.reason.as_deref(),
                 conference_id: outcome.conference.as_deref(),
                 raw: raw_kept,
+                explanation: Some(&understood.explanation),
             },
             now,
         )
@@ -216,6 +245,38 @@ impl Processed {
             Processed::Done(o) => o.outcome,
             Processed::AlreadyHandled(o) => o,
         }
+    }
+}
+
+/// A request that found no conference to apply to.
+fn unrouted(action: &Action) -> bool {
+    matches!(action, Action::Review { conference: None, reason } if reason.contains("no conference could be recognised"))
+}
+
+/// A reply from the registrant to our opt-in request is the confirmation,
+/// token or not: our own thread is as good as the token. Not when it cancels
+/// or when someone else answers.
+fn confirm_by_thread(u: &mut Understood, conference: &str, registrant: &str) {
+    let from_registrant = u.from.as_deref() == Some(registrant);
+    let cancels = u.explanation.steps.iter().any(|s| s.rule == "cancel");
+    let convertible = matches!(
+        u.action,
+        Action::Register { .. }
+            | Action::Update { .. }
+            | Action::Review { .. }
+            | Action::Thanks { .. }
+            | Action::Confirm { token: None, .. }
+    );
+    if from_registrant && !cancels && convertible {
+        u.explanation.push(Step::logic(
+            "confirm",
+            "a reply from the registrant to our opt-in request (In-Reply-To), as good as the token",
+        ));
+        u.action = Action::Confirm {
+            conference: Some(conference.to_string()),
+            email: registrant.to_string(),
+            token: None,
+        };
     }
 }
 

@@ -6,6 +6,7 @@
 //! `StoreTx`, so a PostgreSQL implementation can be slotted in behind the same
 //! methods. Times are stored as RFC 3339 UTC text, lists as JSON arrays.
 
+use crate::understand::Explanation;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,6 +23,12 @@ mod notify;
 mod privacy;
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use privacy::{Erased, PersonData};
+
+/// A stored explanation; a row from before migration 0004 (or an
+/// unreadable one) has none.
+pub fn explanation_from(json: Option<String>) -> Option<Explanation> {
+    json.and_then(|j| serde_json::from_str(&j).ok())
+}
 
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -102,6 +109,8 @@ pub struct ReviewItem {
     pub reason: String,
     pub received_at: String,
     pub conference: Option<String>,
+    /// Why it is here: the rules that fired and the sentences they fired on.
+    pub explanation: Option<Explanation>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +162,8 @@ pub struct NewInbound<'a> {
     pub reason: Option<&'a str>,
     pub conference_id: Option<&'a str>,
     pub raw: Option<&'a [u8]>,
+    /// Why the understanding step decided what it did.
+    pub explanation: Option<&'a Explanation>,
 }
 
 #[derive(Clone)]
@@ -270,6 +281,38 @@ impl Store {
     }
 
     /// The conference of the first of `message_ids` that is a mail rsvpd sent.
+    /// The conference and recipient of our opt-in request among `message_ids`
+    /// (a reply's In-Reply-To and References), if the mail answers one.
+    pub async fn opt_in_thread(
+        &self,
+        message_ids: &[String],
+    ) -> anyhow::Result<Option<(String, String)>> {
+        for id in message_ids.iter().rev() {
+            let row: Option<(Option<String>, String)> = sqlx::query_as(
+                "SELECT conference_id, recipient FROM outbox WHERE message_id = ? AND kind = 'opt_in'",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("looking up the opt-in thread")?;
+            if let Some((Some(conference), recipient)) = row {
+                return Ok(Some((conference, recipient.to_lowercase())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Conferences in which `email` holds an active registration (not cancelled).
+    pub async fn active_conferences_of(&self, email: &str) -> anyhow::Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT conference_id FROM registrations WHERE email = ? AND status <> 'cancelled' ORDER BY conference_id",
+        )
+        .bind(email.trim().to_lowercase())
+        .fetch_all(&self.pool)
+        .await
+        .context("looking up the sender's registrations")
+    }
+
     pub async fn thread_conference(
         &self,
         message_ids: &[String],
@@ -322,7 +365,7 @@ impl Store {
 
     pub async fn review_items(&self) -> anyhow::Result<Vec<ReviewItem>> {
         let rows = sqlx::query(
-            "SELECT id, message_id, from_addr, subject, reason, received_at, conference_id
+            "SELECT id, message_id, from_addr, subject, reason, received_at, conference_id, explanation
              FROM inbound_messages WHERE outcome = 'review' ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -338,6 +381,7 @@ impl Store {
                 reason: r.get::<Option<String>, _>("reason").unwrap_or_default(),
                 received_at: r.get("received_at"),
                 conference: r.get("conference_id"),
+                explanation: explanation_from(r.get("explanation")),
             })
             .collect())
     }
@@ -565,8 +609,8 @@ impl StoreTx {
         now: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
         let id = sqlx::query(
-            "INSERT INTO inbound_messages (message_id, location, from_addr, subject, received_at, outcome, reason, conference_id, raw)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO inbound_messages (message_id, location, from_addr, subject, received_at, outcome, reason, conference_id, raw, explanation)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(m.message_id)
         .bind(m.location)
@@ -577,6 +621,11 @@ impl StoreTx {
         .bind(m.reason)
         .bind(m.conference_id)
         .bind(m.raw)
+        .bind(
+            m.explanation
+                .filter(|e| !e.is_empty())
+                .and_then(|e| serde_json::to_string(e).ok()),
+        )
         .execute(&mut *self.tx)
         .await
         .context("recording a message")?

@@ -76,7 +76,7 @@ impl Store {
             });
         }
         let messages_received = sqlx::query(
-            "SELECT message_id, subject, received_at, outcome, reason, conference_id FROM inbound_messages
+            "SELECT message_id, subject, received_at, outcome, reason, conference_id, explanation FROM inbound_messages
              WHERE from_addr = ? ORDER BY id",
         )
         .bind(&email)
@@ -92,6 +92,10 @@ impl Store {
                 "outcome": m.get::<String, _>("outcome"),
                 "reason": m.get::<Option<String>, _>("reason"),
                 "conference": m.get::<Option<String>, _>("conference_id"),
+                "explanation": super::explanation_from(m.get("explanation")).map(|e| serde_json::json!({
+                    "why": e.to_string(),
+                    "steps": e.steps,
+                })),
             })
         })
         .collect();
@@ -139,7 +143,7 @@ impl Store {
             .context("finding registrations")?;
         let erased = erase_registrations(&mut tx, &ids).await?;
         let received = sqlx::query(
-            "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL,
+            "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL, explanation = NULL,
                  reason = 'erased on request', outcome = CASE WHEN outcome = 'review' THEN 'dismissed' ELSE outcome END
              WHERE from_addr = ?",
         )
@@ -174,7 +178,7 @@ impl Store {
                 .context("finding registrations")?;
         let registrations = erase_registrations(&mut tx, &ids).await?;
         let received = sqlx::query(
-            "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL,
+            "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL, explanation = NULL,
                  reason = 'personal data purged after the retention time'
              WHERE conference_id = ? AND (from_addr IS NOT NULL OR raw IS NOT NULL)",
         )

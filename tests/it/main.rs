@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod crash;
 mod e2e;
+mod explain;
 mod harness;
 mod imap_faults;
 mod notify;
