@@ -138,6 +138,19 @@ impl Registrar<'_> {
                 // A confirmed party that grows beyond the free places keeps
                 // the places it has: the growth is the organizers' decision.
                 for a in attendees {
+                    // A party larger than the whole room could never be seated:
+                    // the waitlist would only hide it.
+                    if let Some(capacity) = conf.capacity
+                        && a.party_size > capacity
+                    {
+                        return Ok(Outcome::review(
+                            format!(
+                                "a party of {} for a room of {capacity} places could never be seated; please answer by hand",
+                                a.party_size
+                            ),
+                            Some(conf.id.clone()),
+                        ));
+                    }
                     if let Some(reason) = growth_beyond_capacity(tx, conf, a).await? {
                         return Ok(Outcome::review(reason, Some(conf.id.clone())));
                     }

@@ -186,8 +186,17 @@ pub fn decide(
     // wrote it: nobody to register.
     let machine_text = text::sentences(&speaker.own)
         .iter()
-        .find(|s| v.is_match("machine_text", &text::fold(s)))
-        .cloned();
+        .find(|s| {
+            let f = text::fold(s);
+            v.is_match("machine_text", &f) || v.is_match("spam", &f)
+        })
+        .cloned()
+        .or_else(|| {
+            speaker
+                .display
+                .clone()
+                .filter(|d| v.is_match("spam", &text::fold(d)))
+        });
     if token.is_none() && (is_system_address(&speaker.email) || machine_text.is_some()) {
         why.push(Step {
             rule: "sender".into(),
@@ -199,7 +208,7 @@ pub fn decide(
         return (
             language,
             review(
-                "sent by a system, not a person: nobody to register, please check",
+                "not written by a person (a system, an automatic or a mass mail): nobody to register, please check",
                 conference,
             ),
         );
@@ -630,7 +639,19 @@ fn is_person(v: &Vocabulary, m: &mime::Mailbox) -> bool {
 /// Why a display name is not a person's, if it is not.
 fn hostile_display_name(from: &mime::Mailbox) -> Option<&'static str> {
     if from.name_broken {
-        return Some("the sender's display name carries a line break (header injection?)");
+        return Some(
+            "the sender's display name carries control characters (header injection or a disguised name?)",
+        );
+    }
+    let name = from.name.as_deref().unwrap_or("");
+    if name.contains(['<', '>', '{', '}', ';']) || name.contains("--") || name.contains("')") {
+        return Some("the sender's display name holds markup or code, not a name");
+    }
+    if text::addresses(name)
+        .iter()
+        .any(|a| !a.eq_ignore_ascii_case(&from.address))
+    {
+        return Some("the sender's display name shows another address than the sender's");
     }
     if from
         .name

@@ -35,7 +35,14 @@ fn machine_mail(mail: &Mail, v: &Vocabulary) -> Option<String> {
         .iter()
         .any(|(n, val)| n == "method" && !val.eq_ignore_ascii_case("publish"))
         || mail.body.contains("METHOD:REPLY");
-    if calendar_part && (reply_method || v.is_match("calendar_reply", &fold(&mail.subject))) {
+    let says_reply = v.is_match("calendar_reply", &fold(&mail.subject))
+        || v.is_match(
+            "calendar_reply",
+            &fold(&mail.body.chars().take(500).collect::<String>()),
+        );
+    if (calendar_part && (reply_method || says_reply))
+        || (says_reply && mail.body.contains("Invitation from Google Calendar"))
+    {
         return Some("a calendar reply (accepted/declined), not written by a person".into());
     }
     let head: String = mail.body.chars().take(2000).collect();

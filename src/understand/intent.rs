@@ -220,6 +220,9 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
                 cue_in_question = true;
                 fired.push(step(v, "register", &f, s).noted("asked as a question"));
             } else if is("conditional", &f) || is("hedge", &f) {
+                // The writer's last word on coming decides: "ich komme mit
+                // dem Auto … If yes, I'll come" is conditional.
+                register = false;
                 // "Falls ja, melde ich mich an", "vielleicht komme ich":
                 // depends on an answer, or the writer has not decided.
                 conditional = true;

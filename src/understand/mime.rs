@@ -560,8 +560,12 @@ fn collect_mailboxes(addr: &Address<'_>, out: &mut Vec<Mailbox>) {
             .filter(|s| s.contains('@') && !s.contains(' '));
         let decoded = a.name.as_deref().map(repair_encoded_words);
         let name_broken = decoded.as_deref().is_some_and(|n| {
-            n.chars()
-                .any(|c| matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'))
+            // Line breaks, NULs and other controls (a tab is harmless), and
+            // the bidi overrides that disguise a name.
+            n.chars().any(|c| {
+                (c.is_control() && c != '\t')
+                    || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            })
         });
         let name = decoded
             .as_deref()
