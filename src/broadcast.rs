@@ -14,10 +14,11 @@
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 
+use crate::app::App;
 use crate::config::Conference;
 use crate::mailer::Rendered;
-use crate::pipeline::App;
-use crate::storage::{NewOutbox, Registration, Status};
+use crate::outbox::{Enqueued, Mail, enqueue};
+use crate::storage::{OutboxKind, Registration, Status};
 
 /// Who gets a broadcast when `--status` is not given.
 pub const DEFAULT_STATUSES: [Status; 2] = [Status::Confirmed, Status::Waitlisted];
@@ -26,16 +27,10 @@ pub const DEFAULT_STATUSES: [Status; 2] = [Status::Confirmed, Status::Waitlisted
 pub fn parse_statuses(s: &str) -> anyhow::Result<Vec<Status>> {
     let mut out = Vec::new();
     for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        let status = match word {
-            "confirmed" => Status::Confirmed,
-            "waitlisted" => Status::Waitlisted,
-            "pending" => Status::Pending,
-            "cancelled" => Status::Cancelled,
-            other => {
-                return Err(anyhow!(
-                    "--status `{other}` is not a status; use confirmed, waitlisted, pending or cancelled, separated by commas"
-                ));
-            }
+        let Ok(status) = Status::parse(word) else {
+            return Err(anyhow!(
+                "--status `{word}` is not a status; use confirmed, waitlisted, pending or cancelled, separated by commas"
+            ));
         };
         if !out.contains(&status) {
             out.push(status);
@@ -87,9 +82,9 @@ pub async fn prepare(
         sample: None,
     };
     for reg in regs {
-        if undeliverable.contains(&reg.email) {
+        if undeliverable.contains(reg.email.as_str()) {
             plan.skipped
-                .push((reg.email.clone(), "the address bounced before".into()));
+                .push((reg.email.to_string(), "the address bounced before".into()));
             continue;
         }
         let ctx = app.renderer.context(conf, &reg, false);
@@ -127,22 +122,20 @@ pub async fn queue(
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let mut tx = app.store.begin().await?;
-    let n = plan.mails.len();
+    let mut n = 0;
     for (reg, rendered) in plan.mails {
-        tx.queue(
-            &NewOutbox {
-                kind: "broadcast".into(),
-                conference_id: Some(conf.id.clone()),
-                registration_id: Some(reg.id),
-                recipient: reg.email,
-                message_id: rendered.message_id,
-                in_reply_to: None,
-                subject: rendered.subject,
-                raw: rendered.raw,
-            },
-            now,
-        )
-        .await?;
+        let mail = Mail {
+            kind: OutboxKind::Broadcast,
+            conference_id: Some(&conf.id),
+            registration_id: Some(reg.id),
+            recipient: &reg.email,
+            in_reply_to: None,
+            answers_per_day: None,
+        };
+        // An address that bounced since `prepare` is left out here too.
+        if enqueue(&mut tx, mail, now, || Ok(rendered)).await? == Enqueued::Queued {
+            n += 1;
+        }
     }
     tx.commit().await?;
     app.outbox_wakeup.notify_one();

@@ -333,7 +333,7 @@ mod tests {
 
     fn conference(starts: &str, tz: Tz) -> Conference {
         let local = |s: &str| {
-            crate::config::local_to_utc(
+            crate::localtime::local_to_utc(
                 tz,
                 chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").expect("time"),
             )

@@ -9,14 +9,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, anyhow, bail};
 use chrono::Utc;
 
+use crate::app::App;
 use crate::config::{self, Config};
 use crate::daemon;
 use crate::mailbox::Source;
 use crate::mailer::Transport;
 use crate::output::{Format, Table, print_json};
-use crate::pipeline::{App, Processed, hex_sha256};
+use crate::pipeline::{Processed, hex_sha256};
 use crate::register::{Actor, Mode};
-use crate::storage::Store;
+use crate::storage::{EmailAddress, InboundOutcome, OutboxState, Store};
 use crate::understand::{self, Action, Attendee, Context};
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -45,10 +46,7 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
         config.conferences.len()
     );
     let app = App::open(config).await?;
-    println!(
-        "database    ok: {}",
-        app.config.database.sqlite_path.display()
-    );
+    println!("database    ok: {}", app.config.database.describe());
     let mut source = Source::new(&app.config);
     let line = source.check(&app).await.context("mailbox check failed")?;
     println!("mailbox     ok: {line}");
@@ -123,7 +121,7 @@ pub async fn ingest(path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
 
 pub async fn conferences(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     store.sync_conferences(&config.conferences).await?;
     let now = Utc::now();
     let mut rows = Vec::new();
@@ -199,7 +197,7 @@ pub async fn attendees(
 ) -> anyhow::Result<()> {
     let config = load(path)?;
     known_conference(&config, conference)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let regs = store.registrations(conference, all).await?;
     store.close().await;
     match format {
@@ -218,7 +216,7 @@ pub async fn attendees(
             ]);
             for r in &regs {
                 t.row(vec![
-                    r.email.clone(),
+                    r.email.to_string(),
                     r.name.clone().unwrap_or_default(),
                     r.organization.clone().unwrap_or_default(),
                     r.party_size.to_string(),
@@ -242,7 +240,7 @@ pub async fn attendees(
 
 pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let items = store.review_items().await?;
     store.close().await;
     match format {
@@ -335,7 +333,7 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
             now,
         )
         .await?;
-    if outcome.outcome == "review" {
+    if outcome.outcome == InboundOutcome::Review {
         bail!(
             "review item {id} still cannot be applied: {}",
             outcome.reason.unwrap_or_default()
@@ -343,7 +341,7 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
     }
     let reason = format!("assigned to {conference} by an organizer");
     if !tx
-        .resolve_review(id, "recorded", &reason, Some(conference))
+        .resolve_review(id, InboundOutcome::Recorded, &reason, Some(conference))
         .await?
     {
         bail!("review item {id} was closed meanwhile");
@@ -359,10 +357,15 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
 
 pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let mut tx = store.begin().await?;
     if !tx
-        .resolve_review(id, "dismissed", "dismissed by an organizer", None)
+        .resolve_review(
+            id,
+            InboundOutcome::Dismissed,
+            "dismissed by an organizer",
+            None,
+        )
         .await?
     {
         bail!("no open review item {id}; `rsvpd review` lists them");
@@ -375,7 +378,7 @@ pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
 
 pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let items = store.outbox_items().await?;
     store.close().await;
     match format {
@@ -394,10 +397,10 @@ pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
             for i in &items {
                 t.row(vec![
                     i.id.to_string(),
-                    i.kind.clone(),
+                    i.kind.to_string(),
                     i.conference.clone().unwrap_or_default(),
                     i.recipient.clone(),
-                    i.state.clone(),
+                    i.state.to_string(),
                     i.attempts.to_string(),
                     i.sent_at
                         .clone()
@@ -406,8 +409,14 @@ pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
                 ]);
             }
             t.print()?;
-            let queued = items.iter().filter(|i| i.state == "queued").count();
-            let failed = items.iter().filter(|i| i.state == "failed").count();
+            let queued = items
+                .iter()
+                .filter(|i| i.state == OutboxState::Queued)
+                .count();
+            let failed = items
+                .iter()
+                .filter(|i| i.state == OutboxState::Failed)
+                .count();
             println!("{} mail(s): {queued} queued, {failed} failed", items.len());
             Ok(())
         }
@@ -427,9 +436,7 @@ pub struct AddArgs {
 pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> anyhow::Result<()> {
     let config = load(path)?;
     let conf = known_conference(&config, conference)?.clone();
-    let email: lettre::Address = email
-        .parse()
-        .map_err(|e| anyhow!("`{email}` is not an email address ({e})"))?;
+    let email = EmailAddress::parse(email)?;
     for w in &args.workshops {
         if !conf.workshops.iter().any(|x| &x.id == w) {
             let ids: Vec<&str> = conf.workshops.iter().map(|w| w.id.as_str()).collect();
@@ -447,7 +454,7 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
     };
     let app = App::open(config).await?;
     let attendee = Attendee {
-        email: email.to_string().to_lowercase(),
+        email: email.to_string(),
         name: args.name.map(|n| crate::mailer::header_safe(&n)),
         organization: args.organization,
         party_size: args.party_size.max(1),
@@ -474,14 +481,14 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
         )
         .await?;
     let status = tx
-        .registration(&conf.id, &attendee.email)
+        .registration(&conf.id, &email)
         .await?
         .map(|r| r.status.as_str())
         .unwrap_or("?");
     tx.commit().await?;
     println!(
         "{} registered for {} ({status}); {queued} mail(s) queued{}",
-        attendee.email,
+        email,
         conf.id,
         note.map(|n| format!(" — {n}")).unwrap_or_default()
     );
@@ -492,6 +499,7 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
 pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
     let conf = known_conference(&config, conference)?.clone();
+    let email = EmailAddress::parse(email)?;
     let app = App::open(config).await?;
     let mut tx = app.store.begin().await?;
     let result = app
@@ -499,7 +507,7 @@ pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Resul
         .cancel(
             &mut tx,
             &conf,
-            email,
+            &email,
             Actor::Cli { message_id: None },
             Utc::now(),
         )
@@ -568,7 +576,7 @@ pub async fn send(
 
 pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let data = store.person(email).await?;
     store.close().await;
     print_json(&data)
@@ -576,7 +584,7 @@ pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
 
 pub async fn forget(path: &Path, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::open(&config.database.sqlite_path).await?;
+    let store = Store::open(&config.database).await?;
     let erased = store.forget(email).await?;
     store.close().await;
     println!(

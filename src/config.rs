@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use chrono::{DateTime, NaiveDateTime, NaiveTime, TimeZone as _, Utc};
+use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::Spanned;
+
+use crate::localtime::local_to_utc;
 
 /// The commented example printed by `rsvpd default-config`.
 pub const EXAMPLE: &str = include_str!("../config/rsvpd.example.toml");
@@ -162,10 +164,28 @@ impl fmt::Debug for SmtpServer {
     }
 }
 
+/// Where the database is: `[database] url`.
 #[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    /// Path of the SQLite database file.
-    pub sqlite_path: PathBuf,
+pub enum DatabaseConfig {
+    /// `sqlite://PATH`: the embedded default, one machine.
+    Sqlite { path: PathBuf },
+    /// `postgres://USER@HOST:PORT/DB`: several instances. The password comes
+    /// from `[database] password_file` or `RSVPD_DATABASE_PASSWORD`, none under
+    /// trust or peer authentication.
+    Postgres {
+        url: String,
+        password: Option<Secret>,
+    },
+}
+
+impl DatabaseConfig {
+    /// The database as a person recognises it (never with a password).
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseConfig::Sqlite { path } => path.display().to_string(),
+            DatabaseConfig::Postgres { url, .. } => url.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +286,13 @@ impl Reminder {
             .map(|t| t.0.format("%H:%M").to_string())
             .unwrap_or_else(|| "-".into());
         format!("before={}s at={at}", self.before.0.as_secs())
+    }
+
+    /// When this rule fires for a conference starting at `starts` in `tz`:
+    /// `before` off the local wall-clock start, then `at` as the local time of
+    /// day on that date (DST-correct; see `localtime::before_at`).
+    pub fn due(&self, tz: Tz, starts: DateTime<Utc>) -> DateTime<Utc> {
+        crate::localtime::before_at(tz, starts, self.before.0, self.at.map(|a| a.0))
     }
 }
 
@@ -398,6 +425,7 @@ fn default_rate() -> u32 {
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: Spanned<String>,
+    password_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1034,27 +1062,60 @@ impl Config {
         // [database]
         let db_offset = raw.database.url.span().start;
         let db_url = raw.database.url.into_inner();
-        let sqlite_path = if let Some(p) = db_url.strip_prefix("sqlite://") {
-            resolve(p)
+        let database = if let Some(p) = db_url.strip_prefix("sqlite://") {
+            DatabaseConfig::Sqlite { path: resolve(p) }
         } else if let Some(p) = db_url.strip_prefix("sqlite:") {
-            resolve(p)
+            DatabaseConfig::Sqlite { path: resolve(p) }
         } else if db_url.starts_with("postgres://") || db_url.starts_with("postgresql://") {
-            return Err(at_line(
-                path,
-                text,
-                db_offset,
-                "[database] url: PostgreSQL is not supported by this version yet; use sqlite:///var/lib/rsvpd/rsvpd.db",
-            ));
+            let bad =
+                |what: String| at_line(path, text, db_offset, format!("[database] url: {what}"));
+            let parsed = url::Url::parse(&db_url).map_err(|e| {
+                bad(format!(
+                    "`{db_url}` is not a URL ({e}); write postgres://USER@HOST:PORT/DB"
+                ))
+            })?;
+            if parsed.password().is_some() {
+                return Err(bad(
+                    "a password does not belong in the file; put it in [database] password_file or RSVPD_DATABASE_PASSWORD".into(),
+                ));
+            }
+            if parsed.host_str().is_none_or(str::is_empty)
+                || parsed.path().trim_matches('/').is_empty()
+            {
+                return Err(bad(format!(
+                    "`{db_url}` names no server or no database; write postgres://USER@HOST:PORT/DB"
+                )));
+            }
+            let password = read_secret(
+                raw.database.password_file.as_deref(),
+                "RSVPD_DATABASE_PASSWORD",
+                &resolve,
+                env,
+            )
+            .map_err(|e| at_line(path, text, db_offset, format!("[database] {e}")))?;
+            DatabaseConfig::Postgres {
+                url: db_url.clone(),
+                password,
+            }
         } else {
             return Err(at_line(
                 path,
                 text,
                 db_offset,
                 format!(
-                    "[database] url `{db_url}` is not a database URL; write sqlite:///var/lib/rsvpd/rsvpd.db"
+                    "[database] url `{db_url}` is not a database URL; write sqlite:///var/lib/rsvpd/rsvpd.db or postgres://USER@HOST:PORT/DB"
                 ),
             ));
         };
+        if raw.database.password_file.is_some() && matches!(database, DatabaseConfig::Sqlite { .. })
+        {
+            return Err(at_line(
+                path,
+                text,
+                db_offset,
+                "[database] password_file is for PostgreSQL; a SQLite database has no password",
+            ));
+        }
 
         let defaults = Defaults {
             timezone: raw.defaults.timezone.0,
@@ -1133,7 +1194,7 @@ impl Config {
                 ));
             }
             for r in &c.reminders {
-                let due = crate::schedule::reminder_due(tz, starts, r);
+                let due = r.due(tz, starts);
                 if due >= starts {
                     return Err(at_line(
                         path,
@@ -1194,7 +1255,7 @@ impl Config {
                 max_per_minute: s.max_per_minute.max(1),
                 timeout: s.timeout.0,
             },
-            database: DatabaseConfig { sqlite_path },
+            database,
             defaults,
             conferences,
             web,
@@ -1301,18 +1362,6 @@ fn looks_like_address(s: &str) -> bool {
     s.parse::<lettre::Address>().is_ok()
 }
 
-/// A local wall-clock time in `tz` as UTC; a time that does not exist (spring
-/// forward) or exists twice (fall back) is an error rather than a guess.
-pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Result<DateTime<Utc>, String> {
-    match tz.from_local_datetime(&local) {
-        chrono::LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
-        chrono::LocalResult::Ambiguous(a, _) => Ok(a.with_timezone(&Utc)),
-        chrono::LocalResult::None => Err(format!(
-            "{local} does not exist in {tz} (clocks jump forward then)"
-        )),
-    }
-}
-
 fn read_secret(
     file: Option<&str>,
     env_name: &str,
@@ -1374,7 +1423,11 @@ at = "09:00"
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(c.database.sqlite_path, Path::new("/etc/rsvpd/rsvpd.db"));
+        assert!(
+            matches!(&c.database, DatabaseConfig::Sqlite { path } if path == Path::new("/etc/rsvpd/rsvpd.db")),
+            "{:?}",
+            c.database
+        );
         assert_eq!(c.mailbox.address, "anmeldung@example.org");
         // 13:30 CEST is 11:30 UTC.
         assert_eq!(

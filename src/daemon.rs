@@ -17,11 +17,11 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::mailbox::{self, Source};
 use crate::mailer::Transport;
 use crate::outbox::{self, Step};
-use crate::pipeline::App;
 use crate::schedule;
 use crate::web;
 
@@ -87,12 +87,18 @@ fn start((app, transport): (Arc<App>, Transport)) -> Running {
     }
 }
 
-/// Tell the workers to stop and wait for them, at most 8 s.
+/// Tell the workers to stop and wait for them, at most 8 s. A worker still
+/// busy then (a hanging server) is aborted, and only after that are the
+/// outbox claims this configuration's store still holds given back: a
+/// worker left over after SIGHUP must not send a mail a new worker takes.
 async fn stop(running: Running) {
     let _ = running.stop_tx.send(true);
+    let mut tasks = running.tasks;
+    // A finished handle is dropped at once: awaiting it again would panic.
     let all = async {
-        for t in running.tasks {
+        while let Some(t) = tasks.last_mut() {
             let _ = t.await;
+            tasks.pop();
         }
     };
     if tokio::time::timeout(Duration::from_secs(8), all)
@@ -100,6 +106,15 @@ async fn stop(running: Running) {
         .is_err()
     {
         warn!("a worker did not finish within 8 s; what it had begun is retried at the next start");
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    if let Err(e) = running.app.store.release_claims().await {
+        warn!(error = %format!("{e:#}"), "could not give back the outbox claims; they lapse with their lease");
     }
     running.app.store.close().await;
 }
@@ -107,6 +122,10 @@ async fn stop(running: Running) {
 /// `rsvpd run`: until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let path = config.path.clone();
+    // Handlers first: a SIGTERM that arrives while the workers start must stop
+    // them cleanly, not kill the process by the signal's default action (the
+    // shutdown and web tests hit that window on a loaded machine).
+    let mut signals = Signals::install(watchdog_interval())?;
     // The HTTP listener is bound first and lives as long as the daemon; a
     // reload hands it the new `App` (see `web`).
     let web_listen = config.web.as_ref().map(|w| w.listen);
@@ -122,7 +141,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut running = start(prepared);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(config = %path.display(), "rsvpd is running");
-    let mut signals = Signals::install(watchdog_interval())?;
     while signals.next().await == Signal::Reload {
         notify_systemd(&[sd_notify::NotifyState::Reloading]);
         // The new configuration is checked and opened before the old workers

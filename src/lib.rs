@@ -4,16 +4,21 @@
 //! (store + outbox in one transaction, via `storage`) → `outbox` → `mailer`.
 //! `schedule` (reminders, digests, opt-in expiry) and `broadcast` also feed
 //! the outbox; `calendar` writes the invites the mailer attaches.
-//! `commands` and `daemon` drive it; `web` serves HTTP inside the daemon;
-//! `config` parses the edge.
+//! `commands` and `daemon` drive it over the shared state in `app`; `web`
+//! serves HTTP inside the daemon; `config` parses the edge, `domain` holds
+//! the small types parsed there, and `localtime` the wall-clock arithmetic
+//! both `config` and `schedule` need.
 
+pub mod app;
 pub mod broadcast;
 pub mod calendar;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod domain;
 pub mod export;
 pub mod failpoint;
+pub mod localtime;
 pub mod mailbox;
 pub mod mailer;
 pub mod mask;

@@ -69,6 +69,19 @@ impl Kind {
     fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+    /// The outbox kind of a mail of this kind.
+    pub fn outbox_kind(self) -> crate::domain::OutboxKind {
+        use crate::domain::OutboxKind as O;
+        match self {
+            Kind::Confirmation => O::Confirmation,
+            Kind::Waitlist => O::Waitlist,
+            Kind::Promotion => O::Promotion,
+            Kind::Cancellation => O::Cancellation,
+            Kind::Reminder => O::Reminder,
+            Kind::OptIn => O::OptIn,
+            Kind::Digest => O::Digest,
+        }
+    }
     /// Mails that put the event into the attendee's calendar.
     pub fn carries_invite(self) -> bool {
         matches!(self, Kind::Confirmation | Kind::Promotion | Kind::Reminder)
@@ -634,7 +647,7 @@ impl Renderer {
             .collect();
         MailContext {
             name: reg.name.clone(),
-            email: reg.email.clone(),
+            email: reg.email.to_string(),
             organization: reg.organization.clone(),
             conference: self.conference_view(conference, lang),
             party_size: reg.party_size,
@@ -807,7 +820,7 @@ impl Renderer {
         let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
         let entry = |r: &Registration, at: DateTime<Utc>, action: Option<String>| DigestEntry {
             name: r.name.clone(),
-            email: r.email.clone(),
+            email: r.email.to_string(),
             party_size: r.party_size,
             status: r.status.as_str().to_string(),
             at: local(at),
@@ -845,7 +858,7 @@ impl Renderer {
                 .iter()
                 .map(|f| DigestFailed {
                     recipient: f.recipient.clone(),
-                    kind: f.kind.clone(),
+                    kind: f.kind.to_string(),
                     error: f.error.clone(),
                     at: local(f.at),
                 })
@@ -996,7 +1009,7 @@ pub fn sample_registration(
     Registration {
         id: 1,
         conference_id: conference.id.clone(),
-        email: "ayse.yilmaz@example.net".into(),
+        email: crate::domain::EmailAddress::parse("ayse.yilmaz@example.net").unwrap(),
         name: Some("Ayşe Yılmaz".into()),
         organization: Some("Verein Brückenbau e.V.".into()),
         party_size: 2,

@@ -6,15 +6,23 @@
 //! message for good and marks the address undeliverable. The rate limit
 //! (`max_per_minute`) is counted from the sent rows, so it holds across restarts.
 //! A crash between the server's 250 and our commit sends that one mail twice;
-//! that is the only duplicate possible.
+//! that is the only duplicate possible. A mail is claimed before it is sent
+//! (`Store::claim_due`), so senders working side by side never send one mail
+//! twice while they live.
+//!
+//! `enqueue` is the one way mail gets into the outbox: every flow (answers,
+//! reminders, digests, broadcasts) calls it inside its own transaction, and it
+//! holds the rules that apply to all of them (never to an address that
+//! bounced; answers to incoming mail capped per address and day).
 
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::failpoint::failpoint;
-use crate::mailer::{SendError, Transport};
+use crate::mailer::{Rendered, SendError, Transport};
 use crate::mask::mask;
-use crate::pipeline::App;
+use crate::storage::{NewOutbox, OutboxKind, StoreTx};
 
 /// Give up on a message that still fails after this many tries (about two days with the backoff).
 pub const MAX_ATTEMPTS: i64 = 40;
@@ -29,6 +37,65 @@ pub enum Step {
     Throttled(DateTime<Utc>),
 }
 
+/// A mail to queue, before it is rendered.
+#[derive(Debug, Clone)]
+pub struct Mail<'a> {
+    pub kind: OutboxKind,
+    pub conference_id: Option<&'a str>,
+    pub registration_id: Option<i64>,
+    pub recipient: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    /// Some(n): an answer to incoming mail, not queued when `n` answers went
+    /// to the recipient in the last 24 hours (robots must not ping-pong).
+    pub answers_per_day: Option<u32>,
+}
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// Not queued: the address bounced before.
+    Undeliverable,
+    /// Not queued: the daily cap of answers to this address is reached.
+    CapReached(u32),
+}
+
+/// Queue `mail` inside `tx`, rendered by `render` only if it is to go out.
+pub async fn enqueue(
+    tx: &mut StoreTx,
+    mail: Mail<'_>,
+    now: DateTime<Utc>,
+    render: impl FnOnce() -> anyhow::Result<Rendered>,
+) -> anyhow::Result<Enqueued> {
+    if tx.is_undeliverable(mail.recipient).await? {
+        return Ok(Enqueued::Undeliverable);
+    }
+    if let Some(cap) = mail.answers_per_day
+        && tx
+            .answers_since(mail.recipient, now - Duration::hours(24))
+            .await?
+            >= i64::from(cap)
+    {
+        return Ok(Enqueued::CapReached(cap));
+    }
+    let rendered = render()?;
+    tx.queue(
+        &NewOutbox {
+            kind: mail.kind,
+            conference_id: mail.conference_id.map(str::to_string),
+            registration_id: mail.registration_id,
+            recipient: mail.recipient.to_string(),
+            message_id: rendered.message_id,
+            in_reply_to: mail.in_reply_to.map(str::to_string),
+            subject: rendered.subject,
+            raw: rendered.raw,
+        },
+        now,
+    )
+    .await?;
+    Ok(Enqueued::Queued)
+}
+
 /// Seconds to wait after the `attempts`-th failure: 30 s, 1 min, 2 min, … at most 1 h.
 pub fn backoff(attempts: i64) -> Duration {
     let secs = 30i64.saturating_mul(1i64 << attempts.clamp(0, 7));
@@ -41,7 +108,10 @@ pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
     if app.store.sent_since(now - Duration::seconds(60)).await? >= limit {
         return Ok(Step::Throttled(now + Duration::seconds(1)));
     }
-    let Some(msg) = app.store.next_due(now).await? else {
+    // Claimed, not just read: another sender (a second worker, `run --once`
+    // beside the daemon, another instance) skips it while this one lives.
+    let lease = crate::storage::lease_for(app.config.smtp.timeout);
+    let Some(msg) = app.store.claim_due(now, lease).await? else {
         return Ok(Step::Idle(app.store.next_due_at().await?));
     };
     let from = app.config.smtp.from.email.clone();
@@ -103,7 +173,7 @@ mod rate_tests {
         let mut tx = app.store.begin().await.expect("tx");
         for i in 0..3 {
             let m = NewOutbox {
-                kind: "confirmation".into(),
+                kind: crate::domain::OutboxKind::Confirmation,
                 conference_id: None,
                 registration_id: None,
                 recipient: format!("p{i}@example.org"),

@@ -6,75 +6,17 @@
 //! nothing. A panic while understanding a message is caught and the message goes
 //! to review with the reason, so one hostile mail cannot stop the daemon.
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
 use chrono::Utc;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::mailer::Renderer;
+use crate::app::App;
 use crate::mask::mask;
-use crate::register::{Actor, Outcome, Registrar};
-use crate::storage::{NewInbound, Store};
-use crate::understand::{self, Action, ConferenceRef, Context, Step, Understood, WorkshopRef};
-
-/// The shared state of a running rsvpd.
-pub struct App {
-    pub config: Config,
-    pub store: Store,
-    pub renderer: Renderer,
-    /// Woken whenever mail is queued, so the outbox worker need not poll.
-    pub outbox_wakeup: tokio::sync::Notify,
-    /// Woken when registrations change (or the config does), so the scheduler
-    /// recomputes its next due time instead of polling.
-    pub schedule_wakeup: tokio::sync::Notify,
-}
+use crate::register::{Actor, Outcome};
+use crate::storage::{InboundOutcome, NewInbound};
+use crate::understand::{self, Action, Context, Step, Understood};
 
 impl App {
-    pub async fn open(config: Config) -> anyhow::Result<Arc<App>> {
-        let store = Store::open(&config.database.sqlite_path).await?;
-        store.sync_conferences(&config.conferences).await?;
-        let renderer = Renderer::new(&config)?;
-        Ok(Arc::new(App {
-            config,
-            store,
-            renderer,
-            outbox_wakeup: tokio::sync::Notify::new(),
-            schedule_wakeup: tokio::sync::Notify::new(),
-        }))
-    }
-
-    pub fn registrar(&self) -> Registrar<'_> {
-        Registrar {
-            config: &self.config,
-            renderer: &self.renderer,
-        }
-    }
-
-    pub fn conference_refs(&self) -> Vec<ConferenceRef> {
-        let now = Utc::now();
-        self.config
-            .conferences
-            .iter()
-            .map(|c| ConferenceRef {
-                id: c.id.clone(),
-                title: c.title.clone(),
-                aliases: c.aliases.clone(),
-                workshops: c
-                    .workshops
-                    .iter()
-                    .map(|w| WorkshopRef {
-                        id: w.id.clone(),
-                        title: w.title.clone(),
-                    })
-                    .collect(),
-                open: c.is_open(now),
-                address: c.address.clone(),
-            })
-            .collect()
-    }
-
     /// Understand `raw` (never panics: a panic becomes a review item), with
     /// what only the store knows: the thread the mail answers, the sender's
     /// registration when the text names no conference, and our opt-in
@@ -160,7 +102,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let outcome = if let Some(previous) = tx.message_id_outcome(&message_id).await? {
             Outcome {
-                outcome: "duplicate",
+                outcome: InboundOutcome::Duplicate,
                 reason: Some(format!(
                     "a copy of a message handled before (outcome: {previous})"
                 )),
@@ -185,7 +127,7 @@ impl App {
                 .apply(&mut tx, &understood.action, actor, now)
                 .await?
         };
-        let raw_kept = (outcome.outcome == "review").then_some(raw);
+        let raw_kept = (outcome.outcome == InboundOutcome::Review).then_some(raw);
         tx.insert_inbound(
             &NewInbound {
                 message_id: &message_id,
@@ -207,7 +149,7 @@ impl App {
         if outcome.queued > 0 {
             self.outbox_wakeup.notify_one();
         }
-        if outcome.outcome == "recorded" {
+        if outcome.outcome == InboundOutcome::Recorded {
             self.schedule_wakeup.notify_one();
         }
         let from = understood
@@ -216,11 +158,11 @@ impl App {
             .map(mask)
             .unwrap_or_else(|| "-".into());
         match outcome.outcome {
-            "review" => {
+            InboundOutcome::Review => {
                 warn!(%location, %from, reason = outcome.reason.as_deref().unwrap_or(""), "message needs a human")
             }
             _ => info!(
-                %location, %from, outcome = outcome.outcome,
+                %location, %from, outcome = %outcome.outcome,
                 conference = outcome.conference.as_deref().unwrap_or("-"),
                 queued = outcome.queued,
                 reason = outcome.reason.as_deref().unwrap_or(""),
@@ -236,14 +178,14 @@ pub enum Processed {
     /// Handled now, with this outcome.
     Done(Outcome),
     /// This location was handled before (outcome stored then).
-    AlreadyHandled(String),
+    AlreadyHandled(InboundOutcome),
 }
 
 impl Processed {
-    pub fn outcome(&self) -> &str {
+    pub fn outcome(&self) -> InboundOutcome {
         match self {
             Processed::Done(o) => o.outcome,
-            Processed::AlreadyHandled(o) => o,
+            Processed::AlreadyHandled(o) => *o,
         }
     }
 }

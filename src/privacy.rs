@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::info;
 
-use crate::pipeline::App;
+use crate::app::App;
 use crate::storage::Erased;
 
 /// Purge the personal data of every conference that ended longer ago than the

@@ -19,7 +19,8 @@ use serde_json::json;
 
 use crate::config::{Conference, Config, OptIn};
 use crate::mailer::{Kind, Rendered, Renderer};
-use crate::storage::{NewOutbox, Registration, Status, StoreTx};
+use crate::outbox::{Enqueued, Mail, enqueue};
+use crate::storage::{EmailAddress, InboundOutcome, OptInState, Registration, Status, StoreTx};
 use crate::understand::{Action, Attendee};
 
 /// Who or what caused a change, for the audit trail.
@@ -58,8 +59,8 @@ pub enum Mode {
 /// What became of an inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// recorded | review | ignored
-    pub outcome: &'static str,
+    /// recorded, review or ignored
+    pub outcome: InboundOutcome,
     pub reason: Option<String>,
     pub conference: Option<String>,
     /// Mails queued by this command.
@@ -69,7 +70,7 @@ pub struct Outcome {
 impl Outcome {
     fn recorded(conference: &str, reason: Option<String>, queued: usize) -> Outcome {
         Outcome {
-            outcome: "recorded",
+            outcome: InboundOutcome::Recorded,
             reason,
             conference: Some(conference.to_string()),
             queued,
@@ -77,7 +78,7 @@ impl Outcome {
     }
     pub fn review(reason: impl Into<String>, conference: Option<String>) -> Outcome {
         Outcome {
-            outcome: "review",
+            outcome: InboundOutcome::Review,
             reason: Some(reason.into()),
             conference,
             queued: 0,
@@ -85,7 +86,7 @@ impl Outcome {
     }
     pub fn ignored(reason: impl Into<String>) -> Outcome {
         Outcome {
-            outcome: "ignored",
+            outcome: InboundOutcome::Ignored,
             reason: Some(reason.into()),
             conference: None,
             queued: 0,
@@ -126,6 +127,16 @@ impl Registrar<'_> {
                 if attendees.is_empty() {
                     return Ok(Outcome::review(
                         "a registration without any attendee",
+                        Some(conf.id.clone()),
+                    ));
+                }
+                // Addresses are parsed here, once: what is no address goes to a person.
+                if let Some(e) = attendees
+                    .iter()
+                    .find_map(|a| EmailAddress::parse(&a.email).err())
+                {
+                    return Ok(Outcome::review(
+                        format!("a registration for {e}"),
                         Some(conf.id.clone()),
                     ));
                 }
@@ -173,7 +184,11 @@ impl Registrar<'_> {
                         None,
                     ));
                 };
-                match self.cancel(tx, conf, email, actor, now).await? {
+                let cancelled = match EmailAddress::parse(email) {
+                    Ok(addr) => self.cancel(tx, conf, &addr, actor, now).await?,
+                    Err(_) => None,
+                };
+                match cancelled {
                     Some((queued, note)) => Ok(Outcome::recorded(&conf.id, note, queued)),
                     None => Ok(Outcome::review(
                         format!(
@@ -217,7 +232,7 @@ impl Registrar<'_> {
             }
             Action::Ignore { reason } => Ok(Outcome::ignored(reason.clone())),
             Action::Thanks { conference } => Ok(Outcome {
-                outcome: "thanks",
+                outcome: InboundOutcome::Thanks,
                 reason: Some("only a thank-you; nothing to do".into()),
                 conference: conference.clone(),
                 queued: 0,
@@ -246,7 +261,10 @@ impl Registrar<'_> {
         let reg = match &request {
             Some(r) => tx.registration_by_id(r.registration_id).await?,
             None => match conference.and_then(|c| self.config.conference(c)) {
-                Some(conf) => tx.registration(&conf.id, &email.to_lowercase()).await?,
+                Some(conf) => match EmailAddress::parse(email) {
+                    Ok(addr) => tx.registration(&conf.id, &addr).await?,
+                    Err(_) => None,
+                },
                 None => None,
             },
         };
@@ -270,7 +288,9 @@ impl Registrar<'_> {
         }
         if reg.status != Status::Pending {
             if reg.status == Status::Cancelled
-                && request.as_ref().is_some_and(|r| r.state == "expired")
+                && request
+                    .as_ref()
+                    .is_some_and(|r| r.state == OptInState::Expired)
             {
                 return Ok(Outcome::review(
                     format!(
@@ -291,7 +311,7 @@ impl Registrar<'_> {
             reg.last_message_id = Some(m.to_string());
         }
         reg.id = tx.save_registration(&reg).await?;
-        tx.set_opt_in_state(reg.id, "confirmed").await?;
+        tx.set_opt_in_state(reg.id, OptInState::Confirmed).await?;
         tx.audit(
             reg.id,
             "confirm",
@@ -339,7 +359,7 @@ impl Registrar<'_> {
         now: DateTime<Utc>,
     ) -> anyhow::Result<(usize, Option<String>)> {
         let force = mode == Mode::Force;
-        let email = a.email.trim().to_lowercase();
+        let email = EmailAddress::parse(&a.email)?;
         let existing = tx.registration(&conf.id, &email).await?;
         let party_size = a.party_size.max(1);
         let (mut reg, updated) = match existing {
@@ -373,7 +393,7 @@ impl Registrar<'_> {
                     } else {
                         self.status_for(tx, conf, party_size).await?
                     };
-                    tx.set_opt_in_state(r.id, "confirmed").await?;
+                    tx.set_opt_in_state(r.id, OptInState::Confirmed).await?;
                 }
                 // A bigger party may no longer fit: re-check the places, the
                 // registration's own current seats excluded.
@@ -458,7 +478,7 @@ impl Registrar<'_> {
         now: DateTime<Utc>,
     ) -> anyhow::Result<(usize, Option<String>)> {
         let (token, expires_at) = match tx.opt_in_for(reg.id).await? {
-            Some(r) if r.state == "open" => (r.token, r.expires_at),
+            Some(r) if r.state == OptInState::Open => (r.token, r.expires_at),
             _ => {
                 let token = new_token();
                 let expires = now
@@ -480,12 +500,11 @@ impl Registrar<'_> {
         &self,
         tx: &mut StoreTx,
         conf: &Conference,
-        email: &str,
+        email: &EmailAddress,
         actor: Actor<'_>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<(usize, Option<String>)>> {
-        let email = email.trim().to_lowercase();
-        let Some(mut reg) = tx.registration(&conf.id, &email).await? else {
+        let Some(mut reg) = tx.registration(&conf.id, email).await? else {
             return Ok(None);
         };
         if reg.status == Status::Cancelled {
@@ -500,7 +519,7 @@ impl Registrar<'_> {
         }
         reg.id = tx.save_registration(&reg).await?;
         if was_pending {
-            tx.set_opt_in_state(reg.id, "cancelled").await?;
+            tx.set_opt_in_state(reg.id, OptInState::Cancelled).await?;
         }
         tx.audit(
             reg.id,
@@ -581,50 +600,37 @@ impl Registrar<'_> {
         now: DateTime<Utc>,
         render: impl FnOnce(Option<&str>) -> anyhow::Result<Rendered>,
     ) -> anyhow::Result<(usize, Option<String>)> {
-        if tx.is_undeliverable(&reg.email).await? {
-            return Ok((
+        let in_reply_to = match actor {
+            Actor::Mail { message_id } => Some(message_id.to_string()),
+            Actor::Cli { .. } => reg.last_message_id.clone(),
+        };
+        let mail = Mail {
+            kind: kind.outbox_kind(),
+            conference_id: Some(&conf.id),
+            registration_id: Some(reg.id),
+            recipient: &reg.email,
+            in_reply_to: in_reply_to.as_deref(),
+            answers_per_day: matches!(actor, Actor::Mail { .. })
+                .then_some(self.config.defaults.answers_per_day),
+        };
+        let enqueued = enqueue(tx, mail, now, || render(in_reply_to.as_deref())).await?;
+        Ok(match enqueued {
+            Enqueued::Queued => (1, None),
+            Enqueued::Undeliverable => (
                 0,
                 Some(format!(
                     "no {} sent: the address bounced before",
                     kind.as_str()
                 )),
-            ));
-        }
-        if matches!(actor, Actor::Mail { .. })
-            && tx
-                .answers_since(&reg.email, now - Duration::hours(24))
-                .await?
-                >= i64::from(self.config.defaults.answers_per_day)
-        {
-            return Ok((
+            ),
+            Enqueued::CapReached(cap) => (
                 0,
                 Some(format!(
-                    "no {} sent: {} answers went to this address in the last 24 hours ([defaults] answers_per_day)",
+                    "no {} sent: {cap} answers went to this address in the last 24 hours ([defaults] answers_per_day)",
                     kind.as_str(),
-                    self.config.defaults.answers_per_day
                 )),
-            ));
-        }
-        let in_reply_to = match actor {
-            Actor::Mail { message_id } => Some(message_id.to_string()),
-            Actor::Cli { .. } => reg.last_message_id.clone(),
-        };
-        let rendered = render(in_reply_to.as_deref())?;
-        tx.queue(
-            &NewOutbox {
-                kind: kind.as_str().to_string(),
-                conference_id: Some(conf.id.clone()),
-                registration_id: Some(reg.id),
-                recipient: reg.email.clone(),
-                message_id: rendered.message_id,
-                in_reply_to,
-                subject: rendered.subject,
-                raw: rendered.raw,
-            },
-            now,
-        )
-        .await?;
-        Ok((1, None))
+            ),
+        })
     }
 }
 
@@ -639,7 +645,9 @@ async fn growth_beyond_capacity(
     let Some(capacity) = conf.capacity else {
         return Ok(None);
     };
-    let email = a.email.trim().to_lowercase();
+    let Ok(email) = EmailAddress::parse(&a.email) else {
+        return Ok(None); // register() reports the bad address
+    };
     let Some(old) = tx.registration(&conf.id, &email).await? else {
         return Ok(None);
     };

@@ -25,16 +25,17 @@
 //!   registration (audit `expire`), without a mail: the address was never
 //!   confirmed, so rsvpd does not write to it again.
 
-use chrono::{DateTime, Duration, NaiveDateTime, Offset as _, TimeZone as _, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 use tracing::info;
 
+use crate::app::App;
 use crate::config::{Conference, Digest, Reminder};
 use crate::mailer::{DigestData, Kind};
 use crate::mask::mask;
-use crate::pipeline::App;
-use crate::storage::{NewOutbox, Status};
+use crate::outbox::{Enqueued, Mail, enqueue};
+use crate::storage::{OptInState, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -44,36 +45,10 @@ pub enum Step {
     Idle(Option<DateTime<Utc>>),
 }
 
-/// When `rule` fires for a conference starting at `starts` in `tz`.
-///
-/// `before` is taken off the local wall-clock start, and `at` then sets the
-/// local time of day on the resulting date. A local time that does not exist
-/// (spring forward) is read with the offset before the gap, i.e. it moves
-/// forward by the gap; one that exists twice (fall back) is the first.
+/// When `rule` fires for a conference starting at `starts` in `tz`
+/// (`Reminder::due`).
 pub fn reminder_due(tz: Tz, starts: DateTime<Utc>, rule: &Reminder) -> DateTime<Utc> {
-    let local_start = starts.with_timezone(&tz).naive_local();
-    let before = Duration::from_std(rule.before.0).unwrap_or(Duration::MAX);
-    let mut target = local_start
-        .checked_sub_signed(before)
-        .unwrap_or(NaiveDateTime::MIN);
-    if let Some(at) = rule.at {
-        target = target.date().and_time(at.0);
-    }
-    local_to_utc_forward(tz, target)
-}
-
-/// A local time as UTC; a time in a gap is read with the offset before the gap.
-pub fn local_to_utc_forward(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
-    match tz.from_local_datetime(&local) {
-        chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
-        chrono::LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
-        chrono::LocalResult::None => {
-            // Half a day earlier is safely before the gap (gaps last an hour or so).
-            let probe = local - Duration::hours(12);
-            let offset = tz.offset_from_utc_datetime(&probe).fix().local_minus_utc();
-            Utc.from_utc_datetime(&(local - Duration::seconds(i64::from(offset))))
-        }
-    }
+    rule.due(tz, starts)
 }
 
 /// Whether a reminder due at `due` may go out at `now`.
@@ -173,7 +148,7 @@ async fn expire_one(app: &App, now: DateTime<Utc>) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let Some(mut reg) = tx.registration_by_id(request.registration_id).await? else {
-        tx.set_opt_in_state(request.registration_id, "cancelled")
+        tx.set_opt_in_state(request.registration_id, OptInState::Cancelled)
             .await?;
         tx.commit().await?;
         return Ok(true);
@@ -181,9 +156,9 @@ async fn expire_one(app: &App, now: DateTime<Utc>) -> anyhow::Result<bool> {
     if reg.status != Status::Pending {
         // Confirmed or cancelled by other means meanwhile; just close the request.
         let state = if reg.status == Status::Cancelled {
-            "cancelled"
+            OptInState::Cancelled
         } else {
-            "confirmed"
+            OptInState::Confirmed
         };
         tx.set_opt_in_state(reg.id, state).await?;
         tx.commit().await?;
@@ -192,7 +167,7 @@ async fn expire_one(app: &App, now: DateTime<Utc>) -> anyhow::Result<bool> {
     reg.status = Status::Cancelled;
     reg.updated_at = now;
     tx.save_registration(&reg).await?;
-    tx.set_opt_in_state(reg.id, "expired").await?;
+    tx.set_opt_in_state(reg.id, OptInState::Expired).await?;
     tx.audit(
         reg.id,
         "expire",
@@ -221,37 +196,39 @@ async fn remind_one(
     let Some(reg) = tx.next_unreminded(&conf.id, &key, due).await? else {
         return Ok(false);
     };
-    if tx.is_undeliverable(&reg.email).await? {
-        tx.record_reminder(reg.id, &key, "skipped", now).await?;
+    let mail = Mail {
+        kind: Kind::Reminder.outbox_kind(),
+        conference_id: Some(&conf.id),
+        registration_id: Some(reg.id),
+        recipient: &reg.email,
+        in_reply_to: reg.last_message_id.as_deref(),
+        answers_per_day: None,
+    };
+    let enqueued = enqueue(&mut tx, mail, now, || {
+        app.renderer.render(
+            Kind::Reminder,
+            conf,
+            &reg,
+            false,
+            reg.last_message_id.as_deref(),
+            now,
+        )
+    })
+    .await?;
+    let outcome = if enqueued == Enqueued::Queued {
+        "sent"
+    } else {
+        "skipped"
+    };
+    if !tx.record_reminder(reg.id, &key, outcome, now).await? {
+        // Another process got there first inside its own transaction; the
+        // mail queued above is rolled back with this transaction.
+        return Ok(true);
+    }
+    if enqueued != Enqueued::Queued {
         tx.commit().await?;
         return Ok(true);
     }
-    let rendered = app.renderer.render(
-        Kind::Reminder,
-        conf,
-        &reg,
-        false,
-        reg.last_message_id.as_deref(),
-        now,
-    )?;
-    if !tx.record_reminder(reg.id, &key, "sent", now).await? {
-        // Another process got there first inside its own transaction.
-        return Ok(true);
-    }
-    tx.queue(
-        &NewOutbox {
-            kind: Kind::Reminder.as_str().to_string(),
-            conference_id: Some(conf.id.clone()),
-            registration_id: Some(reg.id),
-            recipient: reg.email.clone(),
-            message_id: rendered.message_id,
-            in_reply_to: reg.last_message_id.clone(),
-            subject: rendered.subject,
-            raw: rendered.raw,
-        },
-        now,
-    )
-    .await?;
     tx.commit().await?;
     app.outbox_wakeup.notify_one();
     info!(conference = %conf.id, rule = %key, to = %mask(&reg.email), "reminder queued");
@@ -331,21 +308,16 @@ async fn digest_one(
     if tx.digest_state(&conf.id, &key).await?.map(|s| s.0) != Some(last_fire) {
         return Ok(DigestStep::Worked);
     }
-    for (to, rendered) in &mails {
-        tx.queue(
-            &NewOutbox {
-                kind: Kind::Digest.as_str().to_string(),
-                conference_id: Some(conf.id.clone()),
-                registration_id: None,
-                recipient: to.clone(),
-                message_id: rendered.message_id.clone(),
-                in_reply_to: None,
-                subject: rendered.subject.clone(),
-                raw: rendered.raw.clone(),
-            },
-            now,
-        )
-        .await?;
+    for (to, rendered) in mails.iter() {
+        let mail = Mail {
+            kind: Kind::Digest.outbox_kind(),
+            conference_id: Some(&conf.id),
+            registration_id: None,
+            recipient: to,
+            in_reply_to: None,
+            answers_per_day: None,
+        };
+        enqueue(&mut tx, mail, now, || Ok(rendered.clone())).await?;
     }
     tx.set_digest_state(&conf.id, &key, fire, (!empty).then_some(fire))
         .await?;

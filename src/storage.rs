@@ -1,71 +1,107 @@
-//! The storage layer: every row rsvpd keeps, behind a narrow API.
+//! The storage layer: every row rsvpd keeps, behind one narrow API with two
+//! backends — SQLite embedded (the default, `sqlite://PATH`) and PostgreSQL
+//! for several instances (`postgres://USER@HOST:PORT/DB`), chosen by the URL.
 //!
 //! It owns the SQL and nothing else: no decisions about registrations or mail
-//! live here. SQLite is the embedded default (WAL, writes begin IMMEDIATE so two
-//! writers never deadlock on a lock upgrade); the flows only see `Store` and
-//! `StoreTx`, so a PostgreSQL implementation can be slotted in behind the same
-//! methods. Times are stored as RFC 3339 UTC text, lists as JSON arrays.
+//! live here, and no SQL lives anywhere else. The flows see `Store` (reads,
+//! single-statement writes, outbox claims) and `StoreTx` (a write transaction);
+//! neither names a backend type.
+//!
+//! # Why an enum over the two pools, not a trait
+//!
+//! A `Storage` trait with two implementations would make every flow either
+//! generic over the backend (`Registrar<S>`, `App<S>`, …) or dependent on boxed
+//! `dyn` futures for ~60 methods and a boxed transaction type. Instead `Store`
+//! holds an enum of the two sqlx pools, and each method is written ONCE: the
+//! `on_pool!`/`on_tx!` macros expand its body for each backend, so both share
+//! the same SQL text (`$1` placeholders work in both) and the compiler checks
+//! both. Where the SQL really differs (opening, `BEGIN`, claims) the method
+//! matches on the backend itself (`sqlite.rs`, `postgres.rs`).
+//!
+//! # Adding a method
+//!
+//! Write it in the submodule of its flow (`notify.rs`, `privacy.rs`, or a new
+//! one) as `on_pool!(self, |c| sqlx::query("… $1 …").bind(x).fetch_one(c).await)`
+//! (or `on_tx!` inside a transaction, with `&mut *c`). Bind and read times as
+//! `Ts`, lists as `Json<Vec<String>>`, states as their `domain` enum's
+//! `as_str()`/`parse()`; SUMs need `CAST(… AS BIGINT)` (PostgreSQL's SUM is
+//! NUMERIC). A schema change is one file in `migrations/sqlite` AND one in
+//! `migrations/postgres`. `tests/it/stories.rs` runs the flows on both.
+//!
+//! # Concurrency
+//!
+//! SQLite: WAL; write transactions begin IMMEDIATE, so two writers never
+//! deadlock on a lock upgrade, and a lock file serialises migrations.
+//! PostgreSQL: every write transaction first takes one transaction-level
+//! advisory lock, so write transactions are serialised exactly as on SQLite
+//! (the registration flow reads seats, then writes; two instances must not
+//! both give away the last place). Outbox claims and marks run outside it.
+
+use std::sync::Arc;
 
 use crate::understand::Explanation;
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::types::Json;
+use sqlx::{Postgres, Sqlite, Transaction};
 
-use crate::config::{Conference, Language};
+use crate::config::{Conference, DatabaseConfig, Language};
+pub use crate::domain::{
+    EmailAddress, InboundOutcome, OptInState, OutboxKind, OutboxState, Status, UnknownValue,
+};
 
-mod notify;
-mod privacy;
-pub use notify::{Ended, FailedMail, OptInRequest};
-pub use privacy::{Erased, PersonData};
-
-/// A stored explanation; a row from before migration 0004 (or an
-/// unreadable one) has none.
-pub fn explanation_from(json: Option<String>) -> Option<Explanation> {
-    json.and_then(|j| serde_json::from_str(&j).ok())
+/// Run `$body` with `$c` bound to the pool of whichever backend `$store` uses;
+/// the body is compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::storage::Pool::Sqlite($c) => $body,
+            $crate::storage::Pool::Postgres($c) => $body,
+        }
+    };
 }
 
+/// Run `$body` with `$c` bound to the connection of the transaction `$tx`
+/// (use it as `&mut *c`); the body is compiled once per backend.
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match &mut $tx.tx {
+            $crate::storage::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::storage::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+mod claims;
+mod notify;
+mod postgres;
+mod privacy;
+mod sqlite;
+mod types;
+
+pub use claims::lease_for;
+pub use notify::{Ended, FailedMail, OptInRequest};
+pub use privacy::{Erased, PersonData};
+pub use types::Ts;
+
+/// A time as rsvpd shows and compares it: RFC 3339 UTC to the second.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Parse `ts` output back; a malformed time is the epoch (display only).
 pub fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Confirmed,
-    Waitlisted,
-    Pending,
-    Cancelled,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Confirmed => "confirmed",
-            Status::Waitlisted => "waitlisted",
-            Status::Pending => "pending",
-            Status::Cancelled => "cancelled",
-        }
-    }
-    fn parse(s: &str) -> Status {
-        match s {
-            "waitlisted" => Status::Waitlisted,
-            "pending" => Status::Pending,
-            "cancelled" => Status::Cancelled,
-            _ => Status::Confirmed,
-        }
-    }
 }
 
 /// One person's registration for one conference (with their party).
@@ -75,7 +111,7 @@ pub struct Registration {
     pub id: i64,
     #[serde(skip)]
     pub conference_id: String,
-    pub email: String,
+    pub email: EmailAddress,
     pub name: Option<String>,
     pub organization: Option<String>,
     pub party_size: u32,
@@ -100,6 +136,55 @@ fn ser_ts<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
     s.serialize_str(&ts(*t))
 }
 
+/// A registration row as both backends return it.
+#[derive(sqlx::FromRow)]
+struct RegistrationRow {
+    id: i64,
+    conference_id: String,
+    email: String,
+    name: Option<String>,
+    organization: Option<String>,
+    party_size: i64,
+    companions: Json<Vec<String>>,
+    workshops: Json<Vec<String>>,
+    notes: Json<Vec<String>>,
+    status: String,
+    language: String,
+    registered_at: Ts,
+    updated_at: Ts,
+    last_message_id: Option<String>,
+}
+
+impl TryFrom<RegistrationRow> for Registration {
+    type Error = anyhow::Error;
+    fn try_from(r: RegistrationRow) -> anyhow::Result<Registration> {
+        Ok(Registration {
+            id: r.id,
+            conference_id: r.conference_id,
+            email: EmailAddress::from_stored(r.email),
+            name: r.name,
+            organization: r.organization,
+            party_size: r.party_size.clamp(1, i64::from(u32::MAX)) as u32,
+            companions: r.companions.0,
+            workshops: r.workshops.0,
+            notes: r.notes.0,
+            status: Status::parse(&r.status)?,
+            language: Language::parse(&r.language).ok_or_else(|| UnknownValue {
+                what: "a language",
+                value: r.language.clone(),
+                known: "de, en".into(),
+            })?,
+            registered_at: r.registered_at.0,
+            updated_at: r.updated_at.0,
+            last_message_id: r.last_message_id,
+        })
+    }
+}
+
+fn registrations(rows: Vec<RegistrationRow>) -> anyhow::Result<Vec<Registration>> {
+    rows.into_iter().map(Registration::try_from).collect()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ReviewItem {
     pub id: i64,
@@ -113,14 +198,55 @@ pub struct ReviewItem {
     pub explanation: Option<Explanation>,
 }
 
+#[derive(sqlx::FromRow)]
+struct ReviewRow {
+    id: i64,
+    message_id: String,
+    from_addr: Option<String>,
+    subject: String,
+    reason: Option<String>,
+    received_at: Ts,
+    conference_id: Option<String>,
+    explanation: Option<String>,
+}
+
+/// A stored explanation; a row from before the explanation column (or an
+/// unreadable one) has none.
+pub fn explanation_from(json: Option<String>) -> Option<Explanation> {
+    json.and_then(|j| serde_json::from_str(&j).ok())
+}
+
+impl From<ReviewRow> for ReviewItem {
+    fn from(r: ReviewRow) -> ReviewItem {
+        ReviewItem {
+            id: r.id,
+            message_id: r.message_id,
+            from: r.from_addr,
+            subject: r.subject,
+            reason: r.reason.unwrap_or_default(),
+            received_at: ts(r.received_at.0),
+            conference: r.conference_id,
+            explanation: explanation_from(r.explanation),
+        }
+    }
+}
+
+/// What became of one message that reached rsvpd, in arrival order.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InboundRecord {
+    pub message_id: String,
+    pub outcome: InboundOutcome,
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxItem {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub conference: Option<String>,
     pub recipient: String,
     pub subject: String,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub next_attempt_at: String,
     pub last_error: Option<String>,
@@ -129,8 +255,44 @@ pub struct OutboxItem {
     pub message_id: String,
 }
 
-/// A message ready to hand to the SMTP server.
-#[derive(Debug, Clone)]
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    kind: String,
+    conference_id: Option<String>,
+    recipient: String,
+    subject: String,
+    state: String,
+    attempts: i64,
+    next_attempt_at: Ts,
+    last_error: Option<String>,
+    created_at: Ts,
+    sent_at: Option<Ts>,
+    message_id: String,
+}
+
+impl TryFrom<OutboxRow> for OutboxItem {
+    type Error = anyhow::Error;
+    fn try_from(r: OutboxRow) -> anyhow::Result<OutboxItem> {
+        Ok(OutboxItem {
+            id: r.id,
+            kind: OutboxKind::parse(&r.kind)?,
+            conference: r.conference_id,
+            recipient: r.recipient,
+            subject: r.subject,
+            state: OutboxState::parse(&r.state)?,
+            attempts: r.attempts,
+            next_attempt_at: ts(r.next_attempt_at.0),
+            last_error: r.last_error,
+            created_at: ts(r.created_at.0),
+            sent_at: r.sent_at.map(|t| ts(t.0)),
+            message_id: r.message_id,
+        })
+    }
+}
+
+/// A message ready to hand to the SMTP server, claimed by this store's sender.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DueMessage {
     pub id: i64,
     pub recipient: String,
@@ -141,7 +303,7 @@ pub struct DueMessage {
 /// A new outbox row.
 #[derive(Debug, Clone)]
 pub struct NewOutbox {
-    pub kind: String,
+    pub kind: OutboxKind,
     pub conference_id: Option<String>,
     pub registration_id: Option<i64>,
     pub recipient: String,
@@ -158,7 +320,7 @@ pub struct NewInbound<'a> {
     pub location: &'a str,
     pub from: Option<&'a str>,
     pub subject: &'a str,
-    pub outcome: &'a str,
+    pub outcome: InboundOutcome,
     pub reason: Option<&'a str>,
     pub conference_id: Option<&'a str>,
     pub raw: Option<&'a [u8]>,
@@ -167,120 +329,115 @@ pub struct NewInbound<'a> {
 }
 
 #[derive(Clone)]
-pub struct Store {
-    pool: SqlitePool,
+pub(crate) enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// The database, whichever backend the config names.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    /// This store's name in outbox claims (see `claims`).
+    claimer: Arc<str>,
+}
+
+/// A write transaction; dropped without `commit`, it rolls back.
 pub struct StoreTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: Tx,
 }
 
 impl Store {
-    /// Open (creating when missing) the database and bring its schema up to date.
-    pub async fn open(path: &Path) -> anyhow::Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
-        }
-        // SQLite has no advisory lock for sqlx's migrator: two processes starting
-        // at once (the daemon and a CLI command) would both apply migration 1.
-        // A lock file beside the database serialises them. It is taken before
-        // connecting: on a fresh file the first connection switches it to WAL,
-        // which needs an exclusive lock that SQLite refuses at once (SQLITE_BUSY,
-        // no busy wait) while another process is opening it too.
-        let lock_path = path.with_extension("migrate.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot create {}", lock_path.display()))?;
-        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-            .await
-            .context("waiting for the migration lock")?
-            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-        let opts = SqliteConnectOptions::from_str("sqlite://")
-            .context("sqlite options")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&pool)
-            .await
-            .context("reading the journal mode")?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            bail!(
-                "the database {} is not in WAL mode (it reports `{mode}`); it may sit on a file system without shared memory — put it on a local disk",
-                path.display()
-            );
-        }
-        let migrated = sqlx::migrate!("migrations/sqlite").run(&pool).await;
-        drop(lock);
-        migrated.with_context(|| {
-            format!(
-                "cannot bring the database schema of {} up to date",
-                path.display()
-            )
-        })?;
-        Ok(Store { pool })
+    /// Open (creating when missing, on SQLite) the database and bring its
+    /// schema up to date.
+    pub async fn open(db: &DatabaseConfig) -> anyhow::Result<Store> {
+        let pool = match db {
+            DatabaseConfig::Sqlite { path } => Pool::Sqlite(sqlite::open(path).await?),
+            DatabaseConfig::Postgres { url, password } => {
+                Pool::Postgres(postgres::open(url, password.as_ref()).await?)
+            }
+        };
+        Ok(Store {
+            pool,
+            claimer: claims::new_claimer().into(),
+        })
     }
 
-    /// A write transaction. IMMEDIATE takes the write lock up front, so the
-    /// transaction cannot fail half-way on SQLITE_BUSY when it upgrades.
+    /// A write transaction (on SQLite `BEGIN IMMEDIATE`, on PostgreSQL
+    /// serialised by an advisory lock; see the module doc).
     pub async fn begin(&self) -> anyhow::Result<StoreTx> {
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("cannot start a database transaction")?;
+        let tx = match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(sqlite::begin(p).await?),
+            Pool::Postgres(p) => Tx::Postgres(postgres::begin(p).await?),
+        };
         Ok(StoreTx { tx })
     }
 
     pub async fn sync_conferences(&self, conferences: &[Conference]) -> anyhow::Result<()> {
         let mut tx = self.begin().await?;
-        let now = ts(Utc::now());
+        let now = Ts(Utc::now());
         for c in conferences {
-            sqlx::query(
-                "INSERT INTO conferences (id, title, starts_at, ends_at, timezone, location, capacity, synced_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, starts_at = excluded.starts_at,
-                   ends_at = excluded.ends_at, timezone = excluded.timezone, location = excluded.location,
-                   capacity = excluded.capacity, synced_at = excluded.synced_at",
-            )
-            .bind(&c.id)
-            .bind(&c.title)
-            .bind(ts(c.starts))
-            .bind(ts(c.ends))
-            .bind(c.timezone.name())
-            .bind(&c.location)
-            .bind(c.capacity.map(i64::from))
-            .bind(&now)
-            .execute(&mut *tx.tx)
-            .await
+            on_tx!(tx, |c_| {
+                sqlx::query(
+                    "INSERT INTO conferences (id, title, starts_at, ends_at, timezone, location, capacity, synced_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, starts_at = excluded.starts_at,
+                       ends_at = excluded.ends_at, timezone = excluded.timezone, location = excluded.location,
+                       capacity = excluded.capacity, synced_at = excluded.synced_at",
+                )
+                .bind(&c.id)
+                .bind(&c.title)
+                .bind(Ts(c.starts))
+                .bind(Ts(c.ends))
+                .bind(c.timezone.name())
+                .bind(&c.location)
+                .bind(c.capacity.map(i64::from))
+                .bind(now)
+                .execute(&mut *c_)
+                .await
+                .map(|r| r.rows_affected())
+            })
             .context("saving the conferences")?;
         }
         tx.commit().await
     }
 
     /// The outcome stored for a message at this location, if it was handled.
-    pub async fn inbound_outcome(&self, location: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query_scalar("SELECT outcome FROM inbound_messages WHERE location = ?")
-            .bind(location)
-            .fetch_optional(&self.pool)
-            .await
-            .context("looking up a message")?;
-        Ok(row)
+    pub async fn inbound_outcome(&self, location: &str) -> anyhow::Result<Option<InboundOutcome>> {
+        let row: Option<String> = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT outcome FROM inbound_messages WHERE location = $1")
+                .bind(location)
+                .fetch_optional(c)
+                .await
+        })
+        .context("looking up a message")?;
+        Ok(row.map(|o| InboundOutcome::parse(&o)).transpose()?)
     }
 
-    /// The conference of the first of `message_ids` that is a mail rsvpd sent.
+    /// Every message that reached rsvpd and what became of it, in arrival order.
+    pub async fn inbound_records(&self) -> anyhow::Result<Vec<InboundRecord>> {
+        let rows: Vec<(String, String, Option<String>)> = on_pool!(self, |c| {
+            sqlx::query_as("SELECT message_id, outcome, reason FROM inbound_messages ORDER BY id")
+                .fetch_all(c)
+                .await
+        })
+        .context("reading the inbound messages")?;
+        rows.into_iter()
+            .map(|(message_id, outcome, reason)| {
+                Ok(InboundRecord {
+                    message_id,
+                    outcome: InboundOutcome::parse(&outcome)?,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
     /// The conference and recipient of our opt-in request among `message_ids`
     /// (a reply's In-Reply-To and References), if the mail answers one.
     pub async fn opt_in_thread(
@@ -288,12 +445,15 @@ impl Store {
         message_ids: &[String],
     ) -> anyhow::Result<Option<(String, String)>> {
         for id in message_ids.iter().rev() {
-            let row: Option<(Option<String>, String)> = sqlx::query_as(
-                "SELECT conference_id, recipient FROM outbox WHERE message_id = ? AND kind = 'opt_in'",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+            let row: Option<(Option<String>, String)> = on_pool!(self, |c| {
+                sqlx::query_as(
+                    "SELECT conference_id, recipient FROM outbox WHERE message_id = $1 AND kind = $2",
+                )
+                .bind(id)
+                .bind(OutboxKind::OptIn.as_str())
+                .fetch_optional(c)
+                .await
+            })
             .context("looking up the opt-in thread")?;
             if let Some((Some(conference), recipient)) = row {
                 return Ok(Some((conference, recipient.to_lowercase())));
@@ -302,28 +462,34 @@ impl Store {
         Ok(None)
     }
 
-    /// Conferences in which `email` holds an active registration (not cancelled).
+    /// Conferences in which `email` holds a registration that is not cancelled.
     pub async fn active_conferences_of(&self, email: &str) -> anyhow::Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT DISTINCT conference_id FROM registrations WHERE email = ? AND status <> 'cancelled' ORDER BY conference_id",
-        )
-        .bind(email.trim().to_lowercase())
-        .fetch_all(&self.pool)
-        .await
+        let email = email.trim().to_lowercase();
+        on_pool!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT conference_id FROM registrations WHERE email = $1 AND status <> $2 ORDER BY conference_id",
+            )
+            .bind(&email)
+            .bind(Status::Cancelled.as_str())
+            .fetch_all(c)
+            .await
+        })
         .context("looking up the sender's registrations")
     }
 
+    /// The conference of the first of `message_ids` that is a mail rsvpd sent.
     pub async fn thread_conference(
         &self,
         message_ids: &[String],
     ) -> anyhow::Result<Option<String>> {
         for id in message_ids.iter().rev() {
-            let c: Option<Option<String>> =
-                sqlx::query_scalar("SELECT conference_id FROM outbox WHERE message_id = ?")
+            let c: Option<Option<String>> = on_pool!(self, |c| {
+                sqlx::query_scalar("SELECT conference_id FROM outbox WHERE message_id = $1")
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(c)
                     .await
-                    .context("looking up the thread")?;
+            })
+            .context("looking up the thread")?;
             if let Some(Some(c)) = c {
                 return Ok(Some(c));
             }
@@ -336,201 +502,106 @@ impl Store {
         conference: &str,
         include_cancelled: bool,
     ) -> anyhow::Result<Vec<Registration>> {
-        let rows = sqlx::query(
-            "SELECT * FROM registrations WHERE conference_id = ? AND (? OR status != 'cancelled')
-             ORDER BY registered_at, id",
-        )
-        .bind(conference)
-        .bind(include_cancelled)
-        .fetch_all(&self.pool)
-        .await
+        let rows = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT * FROM registrations WHERE conference_id = $1 AND ($2 OR status != $3)
+                 ORDER BY registered_at, id",
+            )
+            .bind(conference)
+            .bind(include_cancelled)
+            .bind(Status::Cancelled.as_str())
+            .fetch_all(c)
+            .await
+        })
         .context("reading registrations")?;
-        Ok(rows.iter().map(registration_from_row).collect())
+        registrations(rows)
     }
 
+    /// (confirmed registrations, confirmed people, waitlisted registrations).
     pub async fn registration_counts(&self, conference: &str) -> anyhow::Result<(i64, i64, i64)> {
-        let row = sqlx::query(
-            "SELECT
-               COALESCE(SUM(CASE WHEN status = 'confirmed' THEN 1 ELSE 0 END), 0) AS regs,
-               COALESCE(SUM(CASE WHEN status = 'confirmed' THEN party_size ELSE 0 END), 0) AS people,
-               COALESCE(SUM(CASE WHEN status = 'waitlisted' THEN 1 ELSE 0 END), 0) AS waiting
-             FROM registrations WHERE conference_id = ?",
-        )
-        .bind(conference)
-        .fetch_one(&self.pool)
-        .await
+        let row: (i64, i64, i64) = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT
+                   CAST(COALESCE(SUM(CASE WHEN status = $2 THEN 1 ELSE 0 END), 0) AS BIGINT),
+                   CAST(COALESCE(SUM(CASE WHEN status = $2 THEN party_size ELSE 0 END), 0) AS BIGINT),
+                   CAST(COALESCE(SUM(CASE WHEN status = $3 THEN 1 ELSE 0 END), 0) AS BIGINT)
+                 FROM registrations WHERE conference_id = $1",
+            )
+            .bind(conference)
+            .bind(Status::Confirmed.as_str())
+            .bind(Status::Waitlisted.as_str())
+            .fetch_one(c)
+            .await
+        })
         .context("counting registrations")?;
-        Ok((row.get("regs"), row.get("people"), row.get("waiting")))
+        Ok(row)
     }
 
     pub async fn review_items(&self) -> anyhow::Result<Vec<ReviewItem>> {
-        let rows = sqlx::query(
-            "SELECT id, message_id, from_addr, subject, reason, received_at, conference_id, explanation
-             FROM inbound_messages WHERE outcome = 'review' ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<ReviewRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT id, message_id, from_addr, subject, reason, received_at, conference_id, explanation
+                 FROM inbound_messages WHERE outcome = $1 ORDER BY id",
+            )
+            .bind(InboundOutcome::Review.as_str())
+            .fetch_all(c)
+            .await
+        })
         .context("reading the review queue")?;
-        Ok(rows
-            .iter()
-            .map(|r| ReviewItem {
-                id: r.get("id"),
-                message_id: r.get("message_id"),
-                from: r.get("from_addr"),
-                subject: r.get("subject"),
-                reason: r.get::<Option<String>, _>("reason").unwrap_or_default(),
-                received_at: r.get("received_at"),
-                conference: r.get("conference_id"),
-                explanation: explanation_from(r.get("explanation")),
-            })
-            .collect())
+        Ok(rows.into_iter().map(ReviewItem::from).collect())
     }
 
     /// The stored raw message of a review item.
     pub async fn review_raw(&self, id: i64) -> anyhow::Result<Option<(String, Vec<u8>)>> {
-        let row = sqlx::query(
-            "SELECT location, raw FROM inbound_messages WHERE id = ? AND outcome = 'review'",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .context("reading a review item")?;
-        Ok(row.map(|r| {
-            (
-                r.get::<String, _>("location"),
-                r.get::<Option<Vec<u8>>, _>("raw").unwrap_or_default(),
+        let row: Option<(String, Option<Vec<u8>>)> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT location, raw FROM inbound_messages WHERE id = $1 AND outcome = $2",
             )
-        }))
+            .bind(id)
+            .bind(InboundOutcome::Review.as_str())
+            .fetch_optional(c)
+            .await
+        })
+        .context("reading a review item")?;
+        Ok(row.map(|(location, raw)| (location, raw.unwrap_or_default())))
     }
 
     pub async fn outbox_items(&self) -> anyhow::Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, conference_id, recipient, subject, state, attempts, next_attempt_at,
-                    last_error, created_at, sent_at, message_id
-             FROM outbox ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<OutboxRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT id, kind, conference_id, recipient, subject, state, attempts, next_attempt_at,
+                        last_error, created_at, sent_at, message_id
+                 FROM outbox ORDER BY id",
+            )
+            .fetch_all(c)
+            .await
+        })
         .context("reading the outbox")?;
-        Ok(rows
-            .iter()
-            .map(|r| OutboxItem {
-                id: r.get("id"),
-                kind: r.get("kind"),
-                conference: r.get("conference_id"),
-                recipient: r.get("recipient"),
-                subject: r.get("subject"),
-                state: r.get("state"),
-                attempts: r.get("attempts"),
-                next_attempt_at: r.get("next_attempt_at"),
-                last_error: r.get("last_error"),
-                created_at: r.get("created_at"),
-                sent_at: r.get("sent_at"),
-                message_id: r.get("message_id"),
-            })
-            .collect())
+        rows.into_iter().map(OutboxItem::try_from).collect()
     }
 
-    /// The next queued message whose time has come.
-    pub async fn next_due(&self, now: DateTime<Utc>) -> anyhow::Result<Option<DueMessage>> {
-        let row = sqlx::query(
-            "SELECT id, recipient, raw, attempts FROM outbox
-             WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1",
-        )
-        .bind(ts(now))
-        .fetch_optional(&self.pool)
-        .await
-        .context("reading the outbox")?;
-        Ok(row.map(|r| DueMessage {
-            id: r.get("id"),
-            recipient: r.get("recipient"),
-            raw: r.get("raw"),
-            attempts: r.get("attempts"),
-        }))
-    }
-
-    /// When the next queued message falls due, if any is queued.
-    pub async fn next_due_at(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let t: Option<String> =
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'")
-                .fetch_one(&self.pool)
-                .await
-                .context("reading the outbox")?;
-        Ok(t.map(|t| parse_ts(&t)))
-    }
-
+    /// Mails marked sent after `since` (the rate limit counts them).
     pub async fn sent_since(&self, since: DateTime<Utc>) -> anyhow::Result<i64> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND sent_at > ?")
-                .bind(ts(since))
-                .fetch_one(&self.pool)
+        let n: i64 = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = $1 AND sent_at > $2")
+                .bind(OutboxState::Sent.as_str())
+                .bind(Ts(since))
+                .fetch_one(c)
                 .await
-                .context("counting sent mail")?;
+        })
+        .context("counting sent mail")?;
         Ok(n)
     }
 
-    pub async fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
-            .bind(ts(now))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .context("marking a mail as sent")?;
-        Ok(())
-    }
-
-    pub async fn mark_retry(
-        &self,
-        id: i64,
-        error: &str,
-        next: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
-            .bind(error)
-            .bind(ts(next))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .context("scheduling a retry")?;
-        Ok(())
-    }
-
-    /// The message failed for good; with `undeliverable`, its recipient is never written to again.
-    pub async fn mark_failed(
-        &self,
-        id: i64,
-        error: &str,
-        undeliverable: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ?
-             WHERE id = ?",
-        )
-        .bind(error)
-        .bind(ts(Utc::now()))
-        .bind(id)
-            .execute(&mut *tx.tx)
-            .await
-            .context("marking a mail as failed")?;
-        if let Some(addr) = undeliverable {
-            tx.mark_undeliverable(addr, error).await?;
-        }
-        tx.commit().await
-    }
-
     pub async fn mailbox_state(&self, source: &str) -> anyhow::Result<Option<(u32, u32)>> {
-        let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_state WHERE source = ?")
-            .bind(source)
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading the mailbox state")?;
-        Ok(row.map(|r| {
-            (
-                r.get::<i64, _>("uidvalidity") as u32,
-                r.get::<i64, _>("last_uid") as u32,
-            )
-        }))
+        let row: Option<(i64, i64)> = on_pool!(self, |c| {
+            sqlx::query_as("SELECT uidvalidity, last_uid FROM mailbox_state WHERE source = $1")
+                .bind(source)
+                .fetch_optional(c)
+                .await
+        })
+        .context("reading the mailbox state")?;
+        Ok(row.map(|(v, u)| (v as u32, u as u32)))
     }
 
     pub async fn set_mailbox_state(
@@ -539,68 +610,51 @@ impl Store {
         uidvalidity: u32,
         last_uid: u32,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO mailbox_state (source, uidvalidity, last_uid) VALUES (?, ?, ?)
-             ON CONFLICT (source) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
-        )
-        .bind(source)
-        .bind(i64::from(uidvalidity))
-        .bind(i64::from(last_uid))
-        .execute(&self.pool)
-        .await
+        on_pool!(self, |c| {
+            sqlx::query(
+                "INSERT INTO mailbox_state (source, uidvalidity, last_uid) VALUES ($1, $2, $3)
+                 ON CONFLICT (source) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+            )
+            .bind(source)
+            .bind(i64::from(uidvalidity))
+            .bind(i64::from(last_uid))
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .context("saving the mailbox state")?;
         Ok(())
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, |c| c.close().await)
     }
-}
-
-fn json_list(s: &str) -> Vec<String> {
-    serde_json::from_str(s).unwrap_or_default()
-}
-
-fn registration_from_row(r: &sqlx::sqlite::SqliteRow) -> Registration {
-    Registration {
-        id: r.get("id"),
-        conference_id: r.get("conference_id"),
-        email: r.get("email"),
-        name: r.get("name"),
-        organization: r.get("organization"),
-        party_size: r.get::<i64, _>("party_size").clamp(1, u32::MAX as i64) as u32,
-        companions: json_list(r.get("companions")),
-        workshops: json_list(r.get("workshops")),
-        notes: json_list(r.get("notes")),
-        status: Status::parse(r.get("status")),
-        language: Language::parse(r.get("language")).unwrap_or(Language::De),
-        registered_at: parse_ts(r.get("registered_at")),
-        updated_at: parse_ts(r.get("updated_at")),
-        last_message_id: r.get("last_message_id"),
-    }
-}
-
-fn to_json(v: &[String]) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
 impl StoreTx {
     pub async fn commit(self) -> anyhow::Result<()> {
-        self.tx
-            .commit()
-            .await
-            .context("cannot commit to the database")
+        match self.tx {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+        .context("cannot commit to the database")
     }
 
-    pub async fn message_id_outcome(&mut self, message_id: &str) -> anyhow::Result<Option<String>> {
-        let o = sqlx::query_scalar(
-            "SELECT outcome FROM inbound_messages WHERE message_id = ? AND outcome != 'duplicate' ORDER BY id LIMIT 1",
-        )
-        .bind(message_id)
-        .fetch_optional(&mut *self.tx)
-        .await
+    pub async fn message_id_outcome(
+        &mut self,
+        message_id: &str,
+    ) -> anyhow::Result<Option<InboundOutcome>> {
+        let o: Option<String> = on_tx!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT outcome FROM inbound_messages WHERE message_id = $1 AND outcome != $2 ORDER BY id LIMIT 1",
+            )
+            .bind(message_id)
+            .bind(InboundOutcome::Duplicate.as_str())
+            .fetch_optional(&mut *c)
+            .await
+        })
         .context("looking up a Message-ID")?;
-        Ok(o)
+        Ok(o.map(|o| InboundOutcome::parse(&o)).transpose()?)
     }
 
     pub async fn insert_inbound(
@@ -608,28 +662,29 @@ impl StoreTx {
         m: &NewInbound<'_>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
-        let id = sqlx::query(
-            "INSERT INTO inbound_messages (message_id, location, from_addr, subject, received_at, outcome, reason, conference_id, raw, explanation)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(m.message_id)
-        .bind(m.location)
-        .bind(m.from)
-        .bind(m.subject)
-        .bind(ts(now))
-        .bind(m.outcome)
-        .bind(m.reason)
-        .bind(m.conference_id)
-        .bind(m.raw)
-        .bind(
-            m.explanation
-                .filter(|e| !e.is_empty())
-                .and_then(|e| serde_json::to_string(e).ok()),
-        )
-        .execute(&mut *self.tx)
-        .await
-        .context("recording a message")?
-        .last_insert_rowid();
+        let id: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO inbound_messages (message_id, location, from_addr, subject, received_at, outcome, reason, conference_id, raw, explanation)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            )
+            .bind(m.message_id)
+            .bind(m.location)
+            .bind(m.from)
+            .bind(m.subject)
+            .bind(Ts(now))
+            .bind(m.outcome.as_str())
+            .bind(m.reason)
+            .bind(m.conference_id)
+            .bind(m.raw)
+            .bind(
+                m.explanation
+                    .filter(|e| !e.is_empty())
+                    .and_then(|e| serde_json::to_string(e).ok()),
+            )
+            .fetch_one(&mut *c)
+            .await
+        })
+        .context("recording a message")?;
         Ok(id)
     }
 
@@ -637,93 +692,106 @@ impl StoreTx {
     pub async fn resolve_review(
         &mut self,
         id: i64,
-        outcome: &str,
+        outcome: InboundOutcome,
         reason: &str,
         conference: Option<&str>,
     ) -> anyhow::Result<bool> {
-        let n = sqlx::query(
-            "UPDATE inbound_messages SET outcome = ?, reason = ?, conference_id = COALESCE(?, conference_id), raw = NULL
-             WHERE id = ? AND outcome = 'review'",
-        )
-        .bind(outcome)
-        .bind(reason)
-        .bind(conference)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await
-        .context("closing a review item")?
-        .rows_affected();
+        let n = on_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE inbound_messages SET outcome = $1, reason = $2, conference_id = COALESCE($3, conference_id), raw = NULL
+                 WHERE id = $4 AND outcome = $5",
+            )
+            .bind(outcome.as_str())
+            .bind(reason)
+            .bind(conference)
+            .bind(id)
+            .bind(InboundOutcome::Review.as_str())
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .context("closing a review item")?;
         Ok(n == 1)
     }
 
     pub async fn registration(
         &mut self,
         conference: &str,
-        email: &str,
+        email: &EmailAddress,
     ) -> anyhow::Result<Option<Registration>> {
-        let row = sqlx::query("SELECT * FROM registrations WHERE conference_id = ? AND email = ?")
-            .bind(conference)
-            .bind(email)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .context("reading a registration")?;
-        Ok(row.as_ref().map(registration_from_row))
+        let row: Option<RegistrationRow> = on_tx!(self, |c| {
+            sqlx::query_as("SELECT * FROM registrations WHERE conference_id = $1 AND email = $2")
+                .bind(conference)
+                .bind(email.as_str())
+                .fetch_optional(&mut *c)
+                .await
+        })
+        .context("reading a registration")?;
+        row.map(Registration::try_from).transpose()
     }
 
     /// People (party sizes) holding a place. Pending (double-opt-in)
     /// registrations hold none: the place goes to whoever confirms first.
     pub async fn seats_taken(&mut self, conference: &str) -> anyhow::Result<i64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(party_size), 0) FROM registrations
-             WHERE conference_id = ? AND status = 'confirmed'",
-        )
-        .bind(conference)
-        .fetch_one(&mut *self.tx)
-        .await
+        let n: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(party_size), 0) AS BIGINT) FROM registrations
+                 WHERE conference_id = $1 AND status = $2",
+            )
+            .bind(conference)
+            .bind(Status::Confirmed.as_str())
+            .fetch_one(&mut *c)
+            .await
+        })
         .context("counting seats")?;
         Ok(n)
     }
 
     /// Waitlisted registrations in the order they came.
     pub async fn waitlist(&mut self, conference: &str) -> anyhow::Result<Vec<Registration>> {
-        let rows = sqlx::query(
-            "SELECT * FROM registrations WHERE conference_id = ? AND status = 'waitlisted' ORDER BY registered_at, id",
-        )
-        .bind(conference)
-        .fetch_all(&mut *self.tx)
-        .await
+        let rows = on_tx!(self, |c| {
+            sqlx::query_as(
+                "SELECT * FROM registrations WHERE conference_id = $1 AND status = $2 ORDER BY registered_at, id",
+            )
+            .bind(conference)
+            .bind(Status::Waitlisted.as_str())
+            .fetch_all(&mut *c)
+            .await
+        })
         .context("reading the waitlist")?;
-        Ok(rows.iter().map(registration_from_row).collect())
+        registrations(rows)
     }
 
     /// Insert or overwrite the registration for (conference, email); returns its id.
     pub async fn save_registration(&mut self, r: &Registration) -> anyhow::Result<i64> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO registrations (conference_id, email, name, organization, party_size, companions, workshops,
-                 notes, status, language, registered_at, updated_at, last_message_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (conference_id, email) DO UPDATE SET name = excluded.name, organization = excluded.organization,
-                 party_size = excluded.party_size, companions = excluded.companions, workshops = excluded.workshops,
-                 notes = excluded.notes, status = excluded.status, language = excluded.language,
-                 registered_at = excluded.registered_at, updated_at = excluded.updated_at,
-                 last_message_id = COALESCE(excluded.last_message_id, registrations.last_message_id)
-             RETURNING id",
-        )
-        .bind(&r.conference_id)
-        .bind(&r.email)
-        .bind(&r.name)
-        .bind(&r.organization)
-        .bind(i64::from(r.party_size))
-        .bind(to_json(&r.companions))
-        .bind(to_json(&r.workshops))
-        .bind(to_json(&r.notes))
-        .bind(r.status.as_str())
-        .bind(r.language.code())
-        .bind(ts(r.registered_at))
-        .bind(ts(r.updated_at))
-        .bind(&r.last_message_id)
-        .fetch_one(&mut *self.tx)
-        .await
+        let id: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO registrations (conference_id, email, name, organization, party_size, companions, workshops,
+                     notes, status, language, registered_at, updated_at, last_message_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 ON CONFLICT (conference_id, email) DO UPDATE SET name = excluded.name, organization = excluded.organization,
+                     party_size = excluded.party_size, companions = excluded.companions, workshops = excluded.workshops,
+                     notes = excluded.notes, status = excluded.status, language = excluded.language,
+                     registered_at = excluded.registered_at, updated_at = excluded.updated_at,
+                     last_message_id = COALESCE(excluded.last_message_id, registrations.last_message_id)
+                 RETURNING id",
+            )
+            .bind(&r.conference_id)
+            .bind(r.email.as_str())
+            .bind(&r.name)
+            .bind(&r.organization)
+            .bind(i64::from(r.party_size))
+            .bind(Json(&r.companions))
+            .bind(Json(&r.workshops))
+            .bind(Json(&r.notes))
+            .bind(r.status.as_str())
+            .bind(r.language.code())
+            .bind(Ts(r.registered_at))
+            .bind(Ts(r.updated_at))
+            .bind(&r.last_message_id)
+            .fetch_one(&mut *c)
+            .await
+        })
         .context("saving a registration")?;
         Ok(id)
     }
@@ -737,39 +805,48 @@ impl StoreTx {
         detail: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO audit (registration_id, action, source_message_id, actor, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(registration_id)
-        .bind(action)
-        .bind(source_message_id)
-        .bind(actor)
-        .bind(detail.to_string())
-        .bind(ts(now))
-        .execute(&mut *self.tx)
-        .await
+        on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO audit (registration_id, action, source_message_id, actor, detail, at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(registration_id)
+            .bind(action)
+            .bind(source_message_id)
+            .bind(actor)
+            .bind(Json(detail))
+            .bind(Ts(now))
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .context("writing the audit trail")?;
         Ok(())
     }
 
+    /// Insert a queued mail. Flows call `outbox::enqueue`, which applies the
+    /// rules every mail obeys before it calls this.
     pub async fn queue(&mut self, m: &NewOutbox, now: DateTime<Utc>) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO outbox (kind, conference_id, registration_id, recipient, message_id, in_reply_to, subject, raw,
-                 state, attempts, next_attempt_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
-        )
-        .bind(&m.kind)
-        .bind(&m.conference_id)
-        .bind(m.registration_id)
-        .bind(&m.recipient)
-        .bind(&m.message_id)
-        .bind(&m.in_reply_to)
-        .bind(&m.subject)
-        .bind(&m.raw)
-        .bind(ts(now))
-        .bind(ts(now))
-        .execute(&mut *self.tx)
-        .await
+        on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO outbox (kind, conference_id, registration_id, recipient, message_id, in_reply_to, subject, raw,
+                     state, attempts, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)",
+            )
+            .bind(m.kind.as_str())
+            .bind(&m.conference_id)
+            .bind(m.registration_id)
+            .bind(&m.recipient)
+            .bind(&m.message_id)
+            .bind(&m.in_reply_to)
+            .bind(&m.subject)
+            .bind(&m.raw)
+            .bind(OutboxState::Queued.as_str())
+            .bind(Ts(now))
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .context("queuing a mail")?;
         Ok(())
     }
@@ -780,39 +857,49 @@ impl StoreTx {
         recipient: &str,
         since: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
-        let n: i64 = sqlx::query_scalar(
-            // Only answers to incoming mail count: reminders, broadcasts and
-            // promotions are not what two robots could ping-pong with.
-            "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND created_at > ?
-               AND kind IN ('confirmation', 'waitlist', 'cancellation', 'opt_in')",
-        )
-        .bind(recipient)
-        .bind(ts(since))
-        .fetch_one(&mut *self.tx)
-        .await
+        let [a, b, c3, d] = OutboxKind::ANSWERS;
+        let n: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND created_at > $2
+                   AND kind IN ($3, $4, $5, $6)",
+            )
+            .bind(recipient)
+            .bind(Ts(since))
+            .bind(a.as_str())
+            .bind(b.as_str())
+            .bind(c3.as_str())
+            .bind(d.as_str())
+            .fetch_one(&mut *c)
+            .await
+        })
         .context("counting answers")?;
         Ok(n)
     }
 
     pub async fn is_undeliverable(&mut self, email: &str) -> anyhow::Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM undeliverable WHERE email = ?")
-            .bind(email)
-            .fetch_one(&mut *self.tx)
-            .await
-            .context("reading undeliverable addresses")?;
+        let n: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM undeliverable WHERE email = $1")
+                .bind(email)
+                .fetch_one(&mut *c)
+                .await
+        })
+        .context("reading undeliverable addresses")?;
         Ok(n > 0)
     }
 
     pub async fn mark_undeliverable(&mut self, email: &str, reason: &str) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO undeliverable (email, reason, at) VALUES (?, ?, ?)
-             ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, at = excluded.at",
-        )
-        .bind(email.to_lowercase())
-        .bind(reason)
-        .bind(ts(Utc::now()))
-        .execute(&mut *self.tx)
-        .await
+        on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO undeliverable (email, reason, at) VALUES ($1, $2, $3)
+                 ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+            )
+            .bind(email.to_lowercase())
+            .bind(reason)
+            .bind(Ts(Utc::now()))
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .context("marking an address undeliverable")?;
         Ok(())
     }

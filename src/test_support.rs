@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tempfile::TempDir;
 
+use crate::app::App;
 use crate::config::{Config, Language};
-use crate::pipeline::App;
 use crate::register::Actor;
 use crate::storage::OutboxItem;
 use crate::understand::{Action, Attendee};
@@ -109,7 +109,7 @@ pub async fn outbox_of_kind(app: &App, kind: &str) -> Vec<OutboxItem> {
     outbox(app)
         .await
         .into_iter()
-        .filter(|o| o.kind == kind)
+        .filter(|o| o.kind.as_str() == kind)
         .collect()
 }
 

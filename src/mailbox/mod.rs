@@ -17,9 +17,10 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use tracing::{debug, info};
 
+use crate::app::App;
 use crate::config::{Config, ImapServer, MailboxSource};
 use crate::failpoint::failpoint;
-use crate::pipeline::{App, Processed};
+use crate::pipeline::Processed;
 
 /// One message waiting to be handled.
 pub struct Pending {
@@ -78,9 +79,9 @@ impl Source {
         &mut self,
         app: &App,
         msg: Pending,
-        outcome: &str,
+        outcome: crate::storage::InboundOutcome,
     ) -> anyhow::Result<()> {
-        let review = outcome == "review";
+        let review = outcome == crate::storage::InboundOutcome::Review;
         match (self, msg.key) {
             (Source::Maildir(m), Key::File(path)) => m.file_away(&path, review),
             (Source::Imap(s), Key::Uid(uid)) => s.file_away(app, uid, review).await,
@@ -319,8 +320,7 @@ pub async fn step(app: &App, source: &mut Source) -> anyhow::Result<bool> {
     if let Processed::AlreadyHandled(outcome) = &processed {
         debug!(location = %msg.location, %outcome, "already handled; filing it away");
     }
-    let outcome = processed.outcome().to_string();
-    source.file_away(app, msg, &outcome).await?;
+    source.file_away(app, msg, processed.outcome()).await?;
     failpoint("after-move");
     Ok(true)
 }

@@ -87,7 +87,7 @@ fn render_kind(r: &Renderer, conf: &Conference, kind: Kind, lang: Language) -> R
                 new: vec![reg.clone()],
                 ended: vec![Ended {
                     registration: Registration {
-                        email: "omar@example.com".into(),
+                        email: crate::domain::EmailAddress::parse("omar@example.com").unwrap(),
                         name: Some("Omar Haddad".into()),
                         party_size: 1,
                         status: Status::Cancelled,
@@ -108,7 +108,7 @@ fn render_kind(r: &Renderer, conf: &Conference, kind: Kind, lang: Language) -> R
                 }],
                 failed: vec![crate::storage::FailedMail {
                     recipient: "gone@example.com".into(),
-                    kind: "confirmation".into(),
+                    kind: crate::domain::OutboxKind::Confirmation,
                     error: "127.0.0.1:25: permanent error (550): 5.1.1 User unknown".into(),
                     at: utc("2027-09-05T12:00:00Z"),
                 }],

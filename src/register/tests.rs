@@ -24,13 +24,13 @@ fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
         .expect("parses")
 }
 
-async fn last(app: &crate::pipeline::App) -> (OutboxItem, Vec<u8>) {
+async fn last(app: &crate::app::App) -> (OutboxItem, Vec<u8>) {
     let item = t::outbox(app).await.pop().expect("a queued mail");
     let raw = t::raw(app, item.id).await;
     (item, raw)
 }
 
-async fn status(app: &crate::pipeline::App, email: &str) -> Status {
+async fn status(app: &crate::app::App, email: &str) -> Status {
     app.store
         .registrations("fishbowl", true)
         .await
@@ -42,7 +42,7 @@ async fn status(app: &crate::pipeline::App, email: &str) -> Status {
 }
 
 /// The token of the opt-in request last queued: from the subject, checked against Reply-To.
-async fn token_of_last_request(app: &crate::pipeline::App) -> String {
+async fn token_of_last_request(app: &crate::app::App) -> String {
     let (item, raw) = last(app).await;
     assert_eq!(item.kind, "opt_in");
     let m = parse(&raw);
@@ -365,7 +365,7 @@ async fn a_reply_in_the_opt_in_thread_confirms_without_the_token() {
         .await
         .into_iter()
         .filter(|o| o.recipient == "ayse@example.net")
-        .map(|o| o.kind)
+        .map(|o| o.kind.as_str().to_string())
         .collect();
     assert_eq!(to_ayse, ["opt_in", "confirmation"], "no second request");
 }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::config::{HumanDuration, LocalTime};
 use crate::test_support::{self as t, utc};
+use chrono::NaiveDateTime;
 use mail_parser::MimeHeaders as _;
 
 fn rule(before: &str, at: Option<&str>) -> Reminder {
@@ -17,7 +18,7 @@ const BERLIN: Tz = chrono_tz::Europe::Berlin;
 
 /// 13:30 local on a date, as written in the config.
 fn starts(local: &str) -> DateTime<Utc> {
-    crate::config::local_to_utc(
+    crate::localtime::local_to_utc(
         BERLIN,
         NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M").expect("local time"),
     )
@@ -438,7 +439,7 @@ async fn digest_fires_at_eight_berlin_with_what_is_new_and_a_csv() {
         .cancel(
             &mut tx,
             &conf,
-            "omar@example.net",
+            &crate::domain::EmailAddress::parse("omar@example.net").unwrap(),
             crate::register::Actor::Cli { message_id: None },
             utc("2027-09-06T05:45:00Z"),
         )

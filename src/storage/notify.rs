@@ -3,14 +3,17 @@
 //!
 //! Like its parent `storage`, it owns SQL and no decisions: *when* a reminder is
 //! due or *whether* a registration expired is decided in `schedule` and
-//! `register`. Its tables come from `migrations/sqlite/0002_notify.sql`.
+//! `register`. Its tables come from `migrations/sqlite/0002_notify.sql`
+//! (`migrations/postgres/0001_init.sql`).
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
-use super::{Registration, ReviewItem, Store, StoreTx, parse_ts, registration_from_row, ts};
+use super::{
+    OptInState, OutboxKind, OutboxState, Registration, RegistrationRow, ReviewItem, Status, Store,
+    StoreTx, Ts, registrations,
+};
 
 /// A double-opt-in request as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +22,29 @@ pub struct OptInRequest {
     pub token: String,
     pub requested_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// open | confirmed | expired | cancelled
-    pub state: String,
+    pub state: OptInState,
+}
+
+#[derive(sqlx::FromRow)]
+struct OptInRow {
+    registration_id: i64,
+    token: String,
+    requested_at: Ts,
+    expires_at: Ts,
+    state: String,
+}
+
+impl TryFrom<OptInRow> for OptInRequest {
+    type Error = anyhow::Error;
+    fn try_from(r: OptInRow) -> anyhow::Result<OptInRequest> {
+        Ok(OptInRequest {
+            registration_id: r.registration_id,
+            token: r.token,
+            requested_at: r.requested_at.0,
+            expires_at: r.expires_at.0,
+            state: OptInState::parse(&r.state)?,
+        })
+    }
 }
 
 /// A registration that ended in the digest's period, and how.
@@ -34,14 +58,21 @@ pub struct Ended {
     pub at: DateTime<Utc>,
 }
 
-fn opt_in_from_row(r: &sqlx::sqlite::SqliteRow) -> OptInRequest {
-    OptInRequest {
-        registration_id: r.get("registration_id"),
-        token: r.get("token"),
-        requested_at: parse_ts(r.get("requested_at")),
-        expires_at: parse_ts(r.get("expires_at")),
-        state: r.get("state"),
-    }
+#[derive(sqlx::FromRow)]
+struct EndedRow {
+    #[sqlx(flatten)]
+    registration: RegistrationRow,
+    audit_action: String,
+    audit_at: Ts,
+}
+
+/// A mail that could not be delivered, for the digest.
+#[derive(Debug, Clone)]
+pub struct FailedMail {
+    pub recipient: String,
+    pub kind: OutboxKind,
+    pub error: String,
+    pub at: DateTime<Utc>,
 }
 
 impl Store {
@@ -51,34 +82,40 @@ impl Store {
         conference: &str,
         rule_key: &str,
     ) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let t: Option<String> = sqlx::query_scalar(
-            "SELECT last_fire_at FROM digest_runs WHERE conference_id = ? AND rule_key = ?",
-        )
-        .bind(conference)
-        .bind(rule_key)
-        .fetch_optional(&self.pool)
-        .await
+        let t: Option<Ts> = on_pool!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT last_fire_at FROM digest_runs WHERE conference_id = $1 AND rule_key = $2",
+            )
+            .bind(conference)
+            .bind(rule_key)
+            .fetch_optional(c)
+            .await
+        })
         .context("reading the digest state")?;
-        Ok(t.map(|t| parse_ts(&t)))
+        Ok(t.map(|t| t.0))
     }
 
     /// When the earliest open opt-in request expires.
     pub async fn next_opt_in_expiry(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let t: Option<String> =
-            sqlx::query_scalar("SELECT MIN(expires_at) FROM opt_in_requests WHERE state = 'open'")
-                .fetch_one(&self.pool)
+        let t: Option<Ts> = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT MIN(expires_at) FROM opt_in_requests WHERE state = $1")
+                .bind(OptInState::Open.as_str())
+                .fetch_one(c)
                 .await
-                .context("reading the opt-in requests")?;
-        Ok(t.map(|t| parse_ts(&t)))
+        })
+        .context("reading the opt-in requests")?;
+        Ok(t.map(|t| t.0))
     }
 
     /// The complete stored message of outbox row `id`.
     pub async fn outbox_raw(&self, id: i64) -> anyhow::Result<Option<Vec<u8>>> {
-        let raw = sqlx::query_scalar("SELECT raw FROM outbox WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading the outbox")?;
+        let raw = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT raw FROM outbox WHERE id = $1")
+                .bind(id)
+                .fetch_optional(c)
+                .await
+        })
+        .context("reading the outbox")?;
         Ok(raw)
     }
 
@@ -86,10 +123,12 @@ impl Store {
     pub async fn undeliverable_addresses(
         &self,
     ) -> anyhow::Result<std::collections::HashSet<String>> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT email FROM undeliverable")
-            .fetch_all(&self.pool)
-            .await
-            .context("reading undeliverable addresses")?;
+        let rows: Vec<String> = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT email FROM undeliverable")
+                .fetch_all(c)
+                .await
+        })
+        .context("reading undeliverable addresses")?;
         Ok(rows.into_iter().collect())
     }
 
@@ -100,26 +139,30 @@ impl Store {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> anyhow::Result<Vec<FailedMail>> {
-        let rows = sqlx::query(
-            "SELECT recipient, kind, COALESCE(last_error, '') AS last_error, failed_at FROM outbox
-             WHERE conference_id = ? AND state = 'failed' AND failed_at >= ? AND failed_at < ?
-             ORDER BY failed_at, id",
-        )
-        .bind(conference)
-        .bind(ts(from))
-        .bind(ts(until))
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<(String, String, String, Ts)> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT recipient, kind, COALESCE(last_error, ''), failed_at FROM outbox
+                 WHERE conference_id = $1 AND state = $2 AND failed_at >= $3 AND failed_at < $4
+                 ORDER BY failed_at, id",
+            )
+            .bind(conference)
+            .bind(OutboxState::Failed.as_str())
+            .bind(Ts(from))
+            .bind(Ts(until))
+            .fetch_all(c)
+            .await
+        })
         .context("reading failed mail")?;
-        Ok(rows
-            .iter()
-            .map(|r| FailedMail {
-                recipient: r.get("recipient"),
-                kind: r.get("kind"),
-                error: r.get("last_error"),
-                at: parse_ts(r.get("failed_at")),
+        rows.into_iter()
+            .map(|(recipient, kind, error, at)| {
+                Ok(FailedMail {
+                    recipient,
+                    kind: OutboxKind::parse(&kind)?,
+                    error,
+                    at: at.0,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Open review items that belong to `conference` or to no conference yet.
@@ -139,17 +182,19 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> anyhow::Result<Vec<Registration>> {
-        let rows = sqlx::query(
-            "SELECT * FROM registrations WHERE conference_id = ? AND registered_at > ? AND registered_at <= ?
-             ORDER BY registered_at, id",
-        )
-        .bind(conference)
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(&self.pool)
-        .await
+        let rows = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT * FROM registrations WHERE conference_id = $1 AND registered_at > $2 AND registered_at <= $3
+                 ORDER BY registered_at, id",
+            )
+            .bind(conference)
+            .bind(Ts(since))
+            .bind(Ts(until))
+            .fetch_all(c)
+            .await
+        })
         .context("reading new registrations")?;
-        Ok(rows.iter().map(registration_from_row).collect())
+        registrations(rows)
     }
 
     /// Registrations of `conference` cancelled or expired in (`since`, `until`].
@@ -159,37 +204,42 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> anyhow::Result<Vec<Ended>> {
-        let rows = sqlx::query(
-            "SELECT r.*, a.action AS audit_action, a.at AS audit_at
-             FROM audit a JOIN registrations r ON r.id = a.registration_id
-             WHERE r.conference_id = ? AND a.action IN ('cancel', 'expire') AND a.at > ? AND a.at <= ?
-             ORDER BY a.at, a.id",
-        )
-        .bind(conference)
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(&self.pool)
-        .await
+        let rows: Vec<EndedRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT r.*, a.action AS audit_action, a.at AS audit_at
+                 FROM audit a JOIN registrations r ON r.id = a.registration_id
+                 WHERE r.conference_id = $1 AND a.action IN ('cancel', 'expire') AND a.at > $2 AND a.at <= $3
+                 ORDER BY a.at, a.id",
+            )
+            .bind(conference)
+            .bind(Ts(since))
+            .bind(Ts(until))
+            .fetch_all(c)
+            .await
+        })
         .context("reading cancellations")?;
-        Ok(rows
-            .iter()
-            .map(|r| Ended {
-                registration: registration_from_row(r),
-                action: r.get("audit_action"),
-                at: parse_ts(r.get("audit_at")),
+        rows.into_iter()
+            .map(|r| {
+                Ok(Ended {
+                    registration: Registration::try_from(r.registration)?,
+                    action: r.audit_action,
+                    at: r.audit_at.0,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
 impl StoreTx {
     pub async fn registration_by_id(&mut self, id: i64) -> anyhow::Result<Option<Registration>> {
-        let row = sqlx::query("SELECT * FROM registrations WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .context("reading a registration")?;
-        Ok(row.as_ref().map(registration_from_row))
+        let row: Option<RegistrationRow> = on_tx!(self, |c| {
+            sqlx::query_as("SELECT * FROM registrations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await
+        })
+        .context("reading a registration")?;
+        row.map(Registration::try_from).transpose()
     }
 
     /// The first confirmed registration of `conference`, made at or before
@@ -200,19 +250,22 @@ impl StoreTx {
         rule_key: &str,
         due: DateTime<Utc>,
     ) -> anyhow::Result<Option<Registration>> {
-        let row = sqlx::query(
-            "SELECT * FROM registrations r
-             WHERE r.conference_id = ? AND r.status = 'confirmed' AND r.registered_at <= ?
-               AND NOT EXISTS (SELECT 1 FROM reminders_sent s WHERE s.registration_id = r.id AND s.rule_key = ?)
-             ORDER BY r.registered_at, r.id LIMIT 1",
-        )
-        .bind(conference)
-        .bind(ts(due))
-        .bind(rule_key)
-        .fetch_optional(&mut *self.tx)
-        .await
+        let row: Option<RegistrationRow> = on_tx!(self, |c| {
+            sqlx::query_as(
+                "SELECT * FROM registrations r
+                 WHERE r.conference_id = $1 AND r.status = $2 AND r.registered_at <= $3
+                   AND NOT EXISTS (SELECT 1 FROM reminders_sent s WHERE s.registration_id = r.id AND s.rule_key = $4)
+                 ORDER BY r.registered_at, r.id LIMIT 1",
+            )
+            .bind(conference)
+            .bind(Status::Confirmed.as_str())
+            .bind(Ts(due))
+            .bind(rule_key)
+            .fetch_optional(&mut *c)
+            .await
+        })
         .context("looking for reminders to send")?;
-        Ok(row.as_ref().map(registration_from_row))
+        row.map(Registration::try_from).transpose()
     }
 
     /// Note that the reminder `rule_key` was handled for a registration; false
@@ -224,18 +277,20 @@ impl StoreTx {
         outcome: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let n = sqlx::query(
-            "INSERT INTO reminders_sent (registration_id, rule_key, outcome, at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (registration_id, rule_key) DO NOTHING",
-        )
-        .bind(registration_id)
-        .bind(rule_key)
-        .bind(outcome)
-        .bind(ts(now))
-        .execute(&mut *self.tx)
-        .await
-        .context("recording a reminder")?
-        .rows_affected();
+        let n = on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO reminders_sent (registration_id, rule_key, outcome, at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (registration_id, rule_key) DO NOTHING",
+            )
+            .bind(registration_id)
+            .bind(rule_key)
+            .bind(outcome)
+            .bind(Ts(now))
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .context("recording a reminder")?;
         Ok(n == 1)
     }
 
@@ -246,21 +301,17 @@ impl StoreTx {
         conference: &str,
         rule_key: &str,
     ) -> anyhow::Result<Option<(DateTime<Utc>, Option<DateTime<Utc>>)>> {
-        let row = sqlx::query(
-            "SELECT last_fire_at, last_digest_at FROM digest_runs WHERE conference_id = ? AND rule_key = ?",
-        )
-        .bind(conference)
-        .bind(rule_key)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .context("reading the digest state")?;
-        Ok(row.map(|r| {
-            (
-                parse_ts(r.get("last_fire_at")),
-                r.get::<Option<String>, _>("last_digest_at")
-                    .map(|t| parse_ts(&t)),
+        let row: Option<(Ts, Option<Ts>)> = on_tx!(self, |c| {
+            sqlx::query_as(
+                "SELECT last_fire_at, last_digest_at FROM digest_runs WHERE conference_id = $1 AND rule_key = $2",
             )
-        }))
+            .bind(conference)
+            .bind(rule_key)
+            .fetch_optional(&mut *c)
+            .await
+        })
+        .context("reading the digest state")?;
+        Ok(row.map(|(fire, digest)| (fire.0, digest.map(|t| t.0))))
     }
 
     /// Save the digest state; `digest_at` None keeps the stored one.
@@ -271,17 +322,20 @@ impl StoreTx {
         fire: DateTime<Utc>,
         digest_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO digest_runs (conference_id, rule_key, last_fire_at, last_digest_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (conference_id, rule_key) DO UPDATE SET last_fire_at = excluded.last_fire_at,
-                 last_digest_at = COALESCE(excluded.last_digest_at, digest_runs.last_digest_at)",
-        )
-        .bind(conference)
-        .bind(rule_key)
-        .bind(ts(fire))
-        .bind(digest_at.map(ts))
-        .execute(&mut *self.tx)
-        .await
+        on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO digest_runs (conference_id, rule_key, last_fire_at, last_digest_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (conference_id, rule_key) DO UPDATE SET last_fire_at = excluded.last_fire_at,
+                     last_digest_at = COALESCE(excluded.last_digest_at, digest_runs.last_digest_at)",
+            )
+            .bind(conference)
+            .bind(rule_key)
+            .bind(Ts(fire))
+            .bind(digest_at.map(Ts))
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .context("saving the digest state")?;
         Ok(())
     }
@@ -294,54 +348,65 @@ impl StoreTx {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO opt_in_requests (registration_id, token, requested_at, expires_at, state)
-             VALUES (?, ?, ?, ?, 'open')
-             ON CONFLICT (registration_id) DO UPDATE SET token = excluded.token,
-                 requested_at = excluded.requested_at, expires_at = excluded.expires_at, state = 'open'",
-        )
-        .bind(registration_id)
-        .bind(token.to_ascii_uppercase())
-        .bind(ts(now))
-        .bind(ts(expires_at))
-        .execute(&mut *self.tx)
-        .await
+        on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO opt_in_requests (registration_id, token, requested_at, expires_at, state)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (registration_id) DO UPDATE SET token = excluded.token,
+                     requested_at = excluded.requested_at, expires_at = excluded.expires_at, state = excluded.state",
+            )
+            .bind(registration_id)
+            .bind(token.to_ascii_uppercase())
+            .bind(Ts(now))
+            .bind(Ts(expires_at))
+            .bind(OptInState::Open.as_str())
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .context("saving an opt-in request")?;
         Ok(())
     }
 
     pub async fn opt_in_by_token(&mut self, token: &str) -> anyhow::Result<Option<OptInRequest>> {
-        let row = sqlx::query("SELECT * FROM opt_in_requests WHERE token = ?")
-            .bind(token.trim().to_ascii_uppercase())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .context("reading an opt-in request")?;
-        Ok(row.as_ref().map(opt_in_from_row))
+        let row: Option<OptInRow> = on_tx!(self, |c| {
+            sqlx::query_as("SELECT * FROM opt_in_requests WHERE token = $1")
+                .bind(token.trim().to_ascii_uppercase())
+                .fetch_optional(&mut *c)
+                .await
+        })
+        .context("reading an opt-in request")?;
+        row.map(OptInRequest::try_from).transpose()
     }
 
     pub async fn opt_in_for(
         &mut self,
         registration_id: i64,
     ) -> anyhow::Result<Option<OptInRequest>> {
-        let row = sqlx::query("SELECT * FROM opt_in_requests WHERE registration_id = ?")
-            .bind(registration_id)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .context("reading an opt-in request")?;
-        Ok(row.as_ref().map(opt_in_from_row))
+        let row: Option<OptInRow> = on_tx!(self, |c| {
+            sqlx::query_as("SELECT * FROM opt_in_requests WHERE registration_id = $1")
+                .bind(registration_id)
+                .fetch_optional(&mut *c)
+                .await
+        })
+        .context("reading an opt-in request")?;
+        row.map(OptInRequest::try_from).transpose()
     }
 
     pub async fn set_opt_in_state(
         &mut self,
         registration_id: i64,
-        state: &str,
+        state: OptInState,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE opt_in_requests SET state = ? WHERE registration_id = ?")
-            .bind(state)
-            .bind(registration_id)
-            .execute(&mut *self.tx)
-            .await
-            .context("updating an opt-in request")?;
+        on_tx!(self, |c| {
+            sqlx::query("UPDATE opt_in_requests SET state = $1 WHERE registration_id = $2")
+                .bind(state.as_str())
+                .bind(registration_id)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .context("updating an opt-in request")?;
         Ok(())
     }
 
@@ -350,21 +415,25 @@ impl StoreTx {
         &mut self,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<OptInRequest>> {
-        let row = sqlx::query(
-            "SELECT * FROM opt_in_requests WHERE state = 'open' AND expires_at <= ?
-             ORDER BY expires_at, registration_id LIMIT 1",
-        )
-        .bind(ts(now))
-        .fetch_optional(&mut *self.tx)
-        .await
+        let row: Option<OptInRow> = on_tx!(self, |c| {
+            sqlx::query_as(
+                "SELECT * FROM opt_in_requests WHERE state = $1 AND expires_at <= $2
+                 ORDER BY expires_at, registration_id LIMIT 1",
+            )
+            .bind(OptInState::Open.as_str())
+            .bind(Ts(now))
+            .fetch_optional(&mut *c)
+            .await
+        })
         .context("reading the opt-in requests")?;
-        Ok(row.as_ref().map(opt_in_from_row))
+        row.map(OptInRequest::try_from).transpose()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Store;
+    use crate::config::DatabaseConfig;
 
     /// Regression: a daemon starting while `rsvpd attendees` opened the same
     /// new database ran migration 2 twice ("table reminders_sent already exists").
@@ -372,11 +441,13 @@ mod tests {
     async fn concurrent_opens_of_a_new_database_migrate_once() {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("dir");
-            let path = dir.path().join("rsvpd.db");
+            let db = DatabaseConfig::Sqlite {
+                path: dir.path().join("rsvpd.db"),
+            };
             let opens: Vec<_> = (0..6)
                 .map(|_| {
-                    let path = path.clone();
-                    tokio::spawn(async move { Store::open(&path).await.map(|_| ()) })
+                    let db = db.clone();
+                    tokio::spawn(async move { Store::open(&db).await.map(|_| ()) })
                 })
                 .collect();
             for o in opens {
@@ -384,13 +455,4 @@ mod tests {
             }
         }
     }
-}
-
-/// A mail that could not be delivered, for the digest.
-#[derive(Debug, Clone)]
-pub struct FailedMail {
-    pub recipient: String,
-    pub kind: String,
-    pub error: String,
-    pub at: DateTime<Utc>,
 }

@@ -9,9 +9,12 @@
 
 use anyhow::Context as _;
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::types::Json;
 
-use super::{Registration, Store, registration_from_row};
+use super::{
+    InboundOutcome, OutboxState, Registration, RegistrationRow, Store, StoreTx, Ts, registrations,
+    ts,
+};
 
 /// What rsvpd holds about one address (`rsvpd person`).
 #[derive(Debug, Clone, Serialize)]
@@ -39,93 +42,118 @@ pub struct Erased {
     pub messages_sent: u64,
 }
 
+type AuditRow = (String, Option<String>, String, Json<serde_json::Value>, Ts);
+type ReceivedRow = (
+    String,
+    String,
+    Ts,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+type SentRow = (String, Option<String>, String, String, Ts, Option<Ts>);
+
 impl Store {
     pub async fn person(&self, email: &str) -> anyhow::Result<PersonData> {
         let email = email.trim().to_lowercase();
-        let rows =
-            sqlx::query("SELECT * FROM registrations WHERE email = ? ORDER BY registered_at, id")
-                .bind(&email)
-                .fetch_all(&self.pool)
-                .await
-                .context("reading registrations")?;
-        let mut registrations = Vec::new();
-        for r in &rows {
-            let registration = registration_from_row(r);
-            let history = sqlx::query(
-                "SELECT action, source_message_id, actor, detail, at FROM audit WHERE registration_id = ? ORDER BY id",
+        let rows: Vec<RegistrationRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT * FROM registrations WHERE email = $1 ORDER BY registered_at, id",
             )
-            .bind(registration.id)
-            .fetch_all(&self.pool)
+            .bind(&email)
+            .fetch_all(c)
             .await
-            .context("reading the audit trail")?
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "action": a.get::<String, _>("action"),
-                    "message_id": a.get::<Option<String>, _>("source_message_id"),
-                    "by": a.get::<String, _>("actor"),
-                    "detail": serde_json::from_str::<serde_json::Value>(&a.get::<String, _>("detail")).unwrap_or_default(),
-                    "at": a.get::<String, _>("at"),
-                })
+        })
+        .context("reading registrations")?;
+        let mut out = Vec::new();
+        for registration in registrations(rows)? {
+            let audit: Vec<AuditRow> = on_pool!(self, |c| {
+                sqlx::query_as(
+                    "SELECT action, source_message_id, actor, detail, at FROM audit WHERE registration_id = $1 ORDER BY id",
+                )
+                .bind(registration.id)
+                .fetch_all(c)
+                .await
             })
-            .collect();
-            registrations.push(PersonRegistration {
+            .context("reading the audit trail")?;
+            let history = audit
+                .into_iter()
+                .map(|(action, message_id, by, detail, at)| {
+                    serde_json::json!({
+                        "action": action,
+                        "message_id": message_id,
+                        "by": by,
+                        "detail": detail.0,
+                        "at": ts(at.0),
+                    })
+                })
+                .collect();
+            out.push(PersonRegistration {
                 conference: registration.conference_id.clone(),
                 registration,
                 history,
             });
         }
-        let messages_received = sqlx::query(
-            "SELECT message_id, subject, received_at, outcome, reason, conference_id, explanation FROM inbound_messages
-             WHERE from_addr = ? ORDER BY id",
-        )
-        .bind(&email)
-        .fetch_all(&self.pool)
-        .await
-        .context("reading received mail")?
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "message_id": m.get::<String, _>("message_id"),
-                "subject": m.get::<String, _>("subject"),
-                "received_at": m.get::<String, _>("received_at"),
-                "outcome": m.get::<String, _>("outcome"),
-                "reason": m.get::<Option<String>, _>("reason"),
-                "conference": m.get::<Option<String>, _>("conference_id"),
-                "explanation": super::explanation_from(m.get("explanation")).map(|e| serde_json::json!({
-                    "why": e.to_string(),
-                    "steps": e.steps,
-                })),
-            })
-        })
-        .collect();
-        let messages_sent = sqlx::query(
-            "SELECT kind, conference_id, subject, state, created_at, sent_at FROM outbox WHERE recipient = ? ORDER BY id",
-        )
-        .bind(&email)
-        .fetch_all(&self.pool)
-        .await
-        .context("reading sent mail")?
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "kind": m.get::<String, _>("kind"),
-                "conference": m.get::<Option<String>, _>("conference_id"),
-                "subject": m.get::<String, _>("subject"),
-                "state": m.get::<String, _>("state"),
-                "created_at": m.get::<String, _>("created_at"),
-                "sent_at": m.get::<Option<String>, _>("sent_at"),
-            })
-        })
-        .collect();
-        let undeliverable = sqlx::query_scalar("SELECT reason FROM undeliverable WHERE email = ?")
+        let received: Vec<ReceivedRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT message_id, subject, received_at, outcome, reason, conference_id, explanation FROM inbound_messages
+                 WHERE from_addr = $1 ORDER BY id",
+            )
             .bind(&email)
-            .fetch_optional(&self.pool)
+            .fetch_all(c)
             .await
-            .context("reading undeliverable addresses")?;
+        })
+        .context("reading received mail")?;
+        let messages_received = received
+            .into_iter()
+            .map(|(message_id, subject, at, outcome, reason, conference, explanation)| {
+                serde_json::json!({
+                    "message_id": message_id,
+                    "subject": subject,
+                    "received_at": ts(at.0),
+                    "outcome": outcome,
+                    "reason": reason,
+                    "conference": conference,
+                    "explanation": super::explanation_from(explanation).map(|e| serde_json::json!({
+                        "why": e.to_string(),
+                        "steps": e.steps,
+                    })),
+                })
+            })
+            .collect();
+        let sent: Vec<SentRow> = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT kind, conference_id, subject, state, created_at, sent_at FROM outbox WHERE recipient = $1 ORDER BY id",
+            )
+            .bind(&email)
+            .fetch_all(c)
+            .await
+        })
+        .context("reading sent mail")?;
+        let messages_sent = sent
+            .into_iter()
+            .map(|(kind, conference, subject, state, created, sent)| {
+                serde_json::json!({
+                    "kind": kind,
+                    "conference": conference,
+                    "subject": subject,
+                    "state": state,
+                    "created_at": ts(created.0),
+                    "sent_at": sent.map(|t| ts(t.0)),
+                })
+            })
+            .collect();
+        let undeliverable = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT reason FROM undeliverable WHERE email = $1")
+                .bind(&email)
+                .fetch_optional(c)
+                .await
+        })
+        .context("reading undeliverable addresses")?;
         Ok(PersonData {
             email,
-            registrations,
+            registrations: out,
             messages_received,
             messages_sent,
             undeliverable,
@@ -136,28 +164,37 @@ impl Store {
     pub async fn forget(&self, email: &str) -> anyhow::Result<Erased> {
         let email = email.trim().to_lowercase();
         let mut tx = self.begin().await?;
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM registrations WHERE email = ?")
-            .bind(&email)
-            .fetch_all(&mut *tx.tx)
-            .await
-            .context("finding registrations")?;
+        let ids: Vec<i64> = on_tx!(tx, |c| {
+            sqlx::query_scalar("SELECT id FROM registrations WHERE email = $1")
+                .bind(&email)
+                .fetch_all(&mut *c)
+                .await
+        })
+        .context("finding registrations")?;
         let erased = erase_registrations(&mut tx, &ids).await?;
-        let received = sqlx::query(
-            "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL, explanation = NULL,
-                 reason = 'erased on request', outcome = CASE WHEN outcome = 'review' THEN 'dismissed' ELSE outcome END
-             WHERE from_addr = ?",
-        )
-        .bind(&email)
-        .execute(&mut *tx.tx)
-        .await
-        .context("erasing received mail")?
-        .rows_affected();
-        let sent = erase_sent(&mut tx, "recipient = ?", &email).await?;
-        sqlx::query("DELETE FROM undeliverable WHERE email = ?")
+        let received = on_tx!(tx, |c| {
+            sqlx::query(
+                "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL, explanation = NULL,
+                     reason = 'erased on request', outcome = CASE WHEN outcome = $2 THEN $3 ELSE outcome END
+                 WHERE from_addr = $1",
+            )
             .bind(&email)
-            .execute(&mut *tx.tx)
+            .bind(InboundOutcome::Review.as_str())
+            .bind(InboundOutcome::Dismissed.as_str())
+            .execute(&mut *c)
             .await
-            .context("erasing the undeliverable mark")?;
+            .map(|r| r.rows_affected())
+        })
+        .context("erasing received mail")?;
+        let sent = erase_sent(&mut tx, Erase::Recipient(&email)).await?;
+        on_tx!(tx, |c| {
+            sqlx::query("DELETE FROM undeliverable WHERE email = $1")
+                .bind(&email)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .context("erasing the undeliverable mark")?;
         tx.commit().await?;
         Ok(Erased {
             registrations: erased,
@@ -170,29 +207,27 @@ impl Store {
     /// retention time) with their history and the mail about them.
     pub async fn purge_conference(&self, conference: &str) -> anyhow::Result<Erased> {
         let mut tx = self.begin().await?;
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM registrations WHERE conference_id = ?")
+        let ids: Vec<i64> = on_tx!(tx, |c| {
+            sqlx::query_scalar("SELECT id FROM registrations WHERE conference_id = $1")
                 .bind(conference)
-                .fetch_all(&mut *tx.tx)
+                .fetch_all(&mut *c)
                 .await
-                .context("finding registrations")?;
+        })
+        .context("finding registrations")?;
         let registrations = erase_registrations(&mut tx, &ids).await?;
-        let received = sqlx::query(
-            "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL, explanation = NULL,
-                 reason = 'personal data purged after the retention time'
-             WHERE conference_id = ? AND (from_addr IS NOT NULL OR raw IS NOT NULL)",
-        )
-        .bind(conference)
-        .execute(&mut *tx.tx)
-        .await
-        .context("purging received mail")?
-        .rows_affected();
-        let sent = erase_sent(
-            &mut tx,
-            "conference_id = ? AND recipient != 'erased'",
-            conference,
-        )
-        .await?;
+        let received = on_tx!(tx, |c| {
+            sqlx::query(
+                "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL, explanation = NULL,
+                     reason = 'personal data purged after the retention time'
+                 WHERE conference_id = $1 AND (from_addr IS NOT NULL OR raw IS NOT NULL)",
+            )
+            .bind(conference)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .context("purging received mail")?;
+        let sent = erase_sent(&mut tx, Erase::Conference(conference)).await?;
         tx.commit().await?;
         Ok(Erased {
             registrations,
@@ -200,40 +235,67 @@ impl Store {
             messages_sent: sent,
         })
     }
+
+    /// Every action in the audit trail, oldest first (what an erasure must leave empty).
+    pub async fn audit_actions(&self) -> anyhow::Result<Vec<String>> {
+        let rows = on_pool!(self, |c| {
+            sqlx::query_scalar("SELECT action FROM audit ORDER BY id")
+                .fetch_all(c)
+                .await
+        })
+        .context("reading the audit trail")?;
+        Ok(rows)
+    }
 }
 
-async fn erase_registrations(tx: &mut super::StoreTx, ids: &[i64]) -> anyhow::Result<u64> {
+async fn erase_registrations(tx: &mut StoreTx, ids: &[i64]) -> anyhow::Result<u64> {
     for id in ids {
         for sql in [
-            "DELETE FROM audit WHERE registration_id = ?",
-            "DELETE FROM reminders_sent WHERE registration_id = ?",
-            "DELETE FROM opt_in_requests WHERE registration_id = ?",
-            "UPDATE outbox SET registration_id = NULL WHERE registration_id = ?",
-            "DELETE FROM registrations WHERE id = ?",
+            "DELETE FROM audit WHERE registration_id = $1",
+            "DELETE FROM reminders_sent WHERE registration_id = $1",
+            "DELETE FROM opt_in_requests WHERE registration_id = $1",
+            "UPDATE outbox SET registration_id = NULL WHERE registration_id = $1",
+            "DELETE FROM registrations WHERE id = $1",
         ] {
-            sqlx::query(sql)
+            on_tx!(tx, |c| sqlx::query(sql)
                 .bind(id)
-                .execute(&mut *tx.tx)
+                .execute(&mut *c)
                 .await
-                .context("erasing a registration")?;
+                .map(|r| r.rows_affected()))
+            .context("erasing a registration")?;
         }
     }
     Ok(ids.len() as u64)
 }
 
+/// Whose sent mail to erase.
+enum Erase<'a> {
+    Recipient(&'a str),
+    Conference(&'a str),
+}
+
 /// Sent mail keeps its Message-ID (for threads) and loses everything else;
 /// mail not yet sent is not sent any more.
-async fn erase_sent(tx: &mut super::StoreTx, condition: &str, value: &str) -> anyhow::Result<u64> {
+async fn erase_sent(tx: &mut StoreTx, whose: Erase<'_>) -> anyhow::Result<u64> {
+    let (condition, value) = match whose {
+        Erase::Recipient(r) => ("recipient = $1", r),
+        Erase::Conference(c) => ("conference_id = $1 AND recipient != 'erased'", c),
+    };
     let sql = format!(
-        "UPDATE outbox SET recipient = 'erased', subject = '', raw = x'', last_error = NULL,
-             state = CASE WHEN state = 'queued' THEN 'failed' ELSE state END
+        "UPDATE outbox SET recipient = 'erased', subject = '', raw = $2, last_error = NULL,
+             state = CASE WHEN state = $3 THEN $4 ELSE state END
          WHERE {condition}"
     );
-    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(value)
-        .execute(&mut *tx.tx)
-        .await
-        .context("erasing sent mail")?
-        .rows_affected();
+    let n = on_tx!(tx, |c| {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(value)
+            .bind(Vec::<u8>::new())
+            .bind(OutboxState::Queued.as_str())
+            .bind(OutboxState::Failed.as_str())
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .context("erasing sent mail")?;
     Ok(n)
 }

@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
 
+use crate::app::App;
 use crate::config::WebConfig;
-use crate::pipeline::App;
 
 /// What every handler gets: the daemon's current `App`.
 #[derive(Clone)]

@@ -1,13 +1,16 @@
 //! A fresh rsvpd per test: its own config, database and folders in a temp dir,
 //! wired to a private Dovecot and smtp-sink, driven through the real binary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use rsvpd::config::Config;
+use rsvpd::storage::Store;
 use tempfile::TempDir;
 
 use crate::support::dovecot::Dovecot;
+use crate::support::postgres::Postgres;
 use crate::support::smtp_sink::SmtpSink;
 
 /// The registration mailbox user at the test Dovecot.
@@ -38,10 +41,40 @@ location = "Kulturtreff Hainholz"
 capacity = 3
 "#;
 
+/// Make `STORY::sqlite` and `STORY::postgres` tests of each `fn STORY(Backend)`:
+/// the pipeline's story tests run against both storage backends.
+macro_rules! on_both_backends {
+    ($($story:ident),* $(,)?) => {$(
+        mod $story {
+            #[test]
+            fn sqlite() {
+                super::$story(crate::app::Backend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$story(crate::app::Backend::Postgres)
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;
+
+/// The storage backend an rsvpd under test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://rsvpd.db` in the test's temp dir.
+    Sqlite,
+    /// A private PostgreSQL server for this test (started by `Rsvpd::on`).
+    Postgres,
+}
+
 pub struct Rsvpd {
     pub dir: TempDir,
     pub config: PathBuf,
     imap_password: String,
+    /// The PostgreSQL server of a `Backend::Postgres` rsvpd; stopped when
+    /// the `Rsvpd` is dropped (after the daemon handles, which tests drop first).
+    pub postgres: Option<Postgres>,
 }
 
 pub fn binary() -> &'static str {
@@ -53,6 +86,40 @@ impl Rsvpd {
     /// sending through `sink`.
     pub fn new(dovecot: &Dovecot, sink: &SmtpSink) -> Rsvpd {
         Self::with_config(dovecot, sink, "", CONFERENCES)
+    }
+
+    /// Like `new`, on `backend`.
+    pub fn on(backend: Backend, dovecot: &Dovecot, sink: &SmtpSink) -> Rsvpd {
+        Self::with_config_on(backend, dovecot, sink, "", CONFERENCES)
+    }
+
+    /// Like `with_config`, on `backend`.
+    pub fn with_config_on(
+        backend: Backend,
+        dovecot: &Dovecot,
+        sink: &SmtpSink,
+        mailbox_extra: &str,
+        conferences: &str,
+    ) -> Rsvpd {
+        let app = Self::with_config(dovecot, sink, mailbox_extra, conferences);
+        match backend {
+            Backend::Sqlite => app,
+            Backend::Postgres => app.on_postgres(),
+        }
+    }
+
+    /// This rsvpd with its database moved to a private PostgreSQL server.
+    pub fn on_postgres(mut self) -> Rsvpd {
+        let pg = Postgres::start();
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let text = text.replace(
+            "url = \"sqlite://rsvpd.db\"",
+            &format!("url = \"{}\"", pg.url()),
+        );
+        assert!(text.contains(&pg.url()), "the config names the database");
+        std::fs::write(&self.config, text).expect("write config");
+        self.postgres = Some(pg);
+        self
     }
 
     /// Like `new`, with extra `[mailbox]` lines and other conferences.
@@ -103,6 +170,7 @@ url = "sqlite://rsvpd.db"
             dir,
             config,
             imap_password: dovecot.password().to_string(),
+            postgres: None,
         }
     }
 
@@ -196,21 +264,35 @@ url = "sqlite://rsvpd.db"
             .unwrap_or_else(|e| panic!("outbox JSON does not parse ({e}):\n{out}"))
     }
 
-    /// (outcome, reason) of every inbound message, in arrival order.
+    /// (Message-ID, outcome, reason) of every inbound message, in arrival order.
     pub fn inbound(&self) -> Vec<(String, String, Option<String>)> {
-        query(
-            &self.db_path(),
-            "SELECT message_id || char(9) || outcome || char(9) || COALESCE(reason, '') FROM inbound_messages ORDER BY id",
-        )
-        .lines()
-        .map(|l| {
-            let mut parts = l.splitn(3, '\t');
-            let id = parts.next().unwrap_or_default().to_string();
-            let outcome = parts.next().unwrap_or_default().to_string();
-            let reason = parts.next().filter(|r| !r.is_empty()).map(str::to_string);
-            (id, outcome, reason)
+        self.db(async |s| s.inbound_records().await)
+            .into_iter()
+            .map(|r| (r.message_id, r.outcome.to_string(), r.reason))
+            .collect()
+    }
+
+    /// Run `f` on this rsvpd's database through rsvpd's own storage layer
+    /// (whichever backend the config names), as the CLI would open it.
+    pub fn db<T>(&self, f: impl AsyncFnOnce(&Store) -> anyhow::Result<T>) -> T {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let password = self.imap_password.clone();
+        let config = Config::parse(&self.config, &text, &|name| {
+            (name == "RSVPD_IMAP_PASSWORD").then(|| password.clone())
         })
-        .collect()
+        .expect("config parses");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let store = Store::open(&config.database)
+                .await
+                .expect("open the database");
+            let out = f(&store).await.expect("read the database");
+            store.close().await;
+            out
+        })
     }
 
     /// The daemon, started in the background.
@@ -229,21 +311,6 @@ url = "sqlite://rsvpd.db"
             .expect("start rsvpd run");
         Daemon { child, log }
     }
-}
-
-/// Run one SQL query with the sqlite3 command line tool; its output.
-pub fn query(db: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("sqlite3 is installed by scripts/test");
-    assert!(
-        out.status.success(),
-        "sqlite3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub struct Daemon {

@@ -3,14 +3,18 @@
 
 use std::time::Duration;
 
-use crate::app::{MAILBOX, Rsvpd, mail, registration, servers};
+use crate::app::{Backend, MAILBOX, Rsvpd, mail, on_both_backends, registration, servers};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-#[test]
-fn registration_over_imap_is_recorded_and_confirmed_over_smtp() {
+on_both_backends!(
+    registration_over_imap_is_recorded_and_confirmed_over_smtp,
+    cancellation_reply_cancels_and_sends_a_receipt,
+);
+
+fn registration_over_imap_is_recorded_and_confirmed_over_smtp(backend: Backend) {
     let (dovecot, sink) = servers();
-    let app = Rsvpd::new(&dovecot, &sink);
+    let app = Rsvpd::on(backend, &dovecot, &sink);
     dovecot.deliver(
         MAILBOX,
         &registration(
@@ -77,10 +81,9 @@ fn registration_over_imap_is_recorded_and_confirmed_over_smtp() {
     assert_eq!(app.inbound()[0].1, "recorded");
 }
 
-#[test]
-fn cancellation_reply_cancels_and_sends_a_receipt() {
+fn cancellation_reply_cancels_and_sends_a_receipt(backend: Backend) {
     let (dovecot, sink) = servers();
-    let app = Rsvpd::new(&dovecot, &sink);
+    let app = Rsvpd::on(backend, &dovecot, &sink);
     dovecot.deliver(
         MAILBOX,
         &registration("Ayşe Yılmaz", "ayse@example.net", "reg-2@example.net"),

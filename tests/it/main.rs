@@ -1,7 +1,10 @@
 //! The one integration test binary. Servers are real: a private Dovecot and
-//! smtp-sink per test (see `support`), rsvpd is the real binary (see `app`).
+//! smtp-sink per test, and a private PostgreSQL where a test runs on that
+//! backend (see `support`); rsvpd is the real binary (see `app`). The
+//! pipeline's story tests run on both storage backends (`on_both_backends!`).
 
 mod app;
+mod claims;
 mod cli;
 mod crash;
 mod e2e;
@@ -13,6 +16,7 @@ mod privacy;
 mod robust;
 mod shutdown;
 mod smtp_faults;
+mod stories;
 mod support;
 mod tls;
 mod web;

@@ -10,11 +10,18 @@ use std::time::Duration;
 
 use mail_parser::MimeHeaders as _;
 
-use crate::app::{CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, query, registration, servers};
+use crate::app::{
+    Backend, CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, on_both_backends, registration, servers,
+};
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::{SinkMessage, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
+
+on_both_backends!(
+    reminder_catch_up_within_grace_not_after_and_none_for_late_registrations,
+    waitlist_and_promotion_over_smtp,
+);
 
 /// rsvpd with `args`, its clock starting at `at` (UTC, "YYYY-MM-DD HH:MM:SS") and running on.
 fn faked(app: &Rsvpd, at: &str, args: &[&str]) -> Command {
@@ -311,10 +318,10 @@ at = "09:00"
 
 /// After downtime a reminder is caught up within the grace window, not after
 /// it, and a registration made after the rule's time gets none.
-#[test]
-fn reminder_catch_up_within_grace_not_after_and_none_for_late_registrations() {
+fn reminder_catch_up_within_grace_not_after_and_none_for_late_registrations(backend: Backend) {
     let (dovecot, sink) = servers();
-    let app = Rsvpd::with_config(
+    let app = Rsvpd::with_config_on(
+        backend,
         &dovecot,
         &sink,
         "",
@@ -371,10 +378,9 @@ at = "09:00"
 /// A full room: the next registration is waitlisted and told so; a
 /// cancellation promotes it with a mail and an invite; `add --force` goes over
 /// capacity. Registrations by mail and by the CLI get the same mails.
-#[test]
-fn waitlist_and_promotion_over_smtp() {
+fn waitlist_and_promotion_over_smtp(backend: Backend) {
     let (dovecot, sink) = servers();
-    let app = Rsvpd::new(&dovecot, &sink);
+    let app = Rsvpd::on(backend, &dovecot, &sink);
     // fishbowl-hainholz has capacity 3.
     app.ok(&[
         "add",
@@ -583,12 +589,10 @@ fn unconfirmed_registration_expires_without_a_mail() {
     let all = app.attendees("fishbowl-hainholz", true);
     assert_eq!(all[0]["status"], "cancelled");
     assert_eq!(
-        query(
-            &app.db_path(),
-            "SELECT action FROM audit ORDER BY id DESC LIMIT 1"
-        )
-        .trim(),
-        "expire"
+        app.db(async |s| s.audit_actions().await)
+            .last()
+            .map(String::as_str),
+        Some("expire")
     );
     assert_eq!(app.outbox().len(), 1, "no mail about the expiry");
 }

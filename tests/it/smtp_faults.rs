@@ -74,8 +74,8 @@ fn a_5xx_fails_for_good_and_marks_the_address() {
         table.contains("failed") && table.contains("1 failed"),
         "{table}"
     );
-    let marked = crate::app::query(&app.db_path(), "SELECT email FROM undeliverable");
-    assert_eq!(marked.trim(), "gone@example.com");
+    let marked = app.db(async |s| s.undeliverable_addresses().await);
+    assert_eq!(marked.into_iter().collect::<Vec<_>>(), ["gone@example.com"]);
 
     // The person writes again: recorded, but no mail goes to the dead address.
     dovecot.deliver(

@@ -5,6 +5,8 @@
 //!   LMTP for delivery) with Maildir storage in a temporary directory.
 //! * [`SmtpSink`] — Postfix's `smtp-sink`, an SMTP server that records every
 //!   mail it accepts and can be told to fail at a chosen protocol stage.
+//! * [`Postgres`] — a private PostgreSQL (initdb into a temp dir as the
+//!   `postgres` user, trust authentication, a free loopback port).
 //! * [`free_port`], [`find_binary`], [`wait_until`] — small shared helpers.
 //!
 //! Everything is plain blocking std Rust; async tests can call it from
@@ -18,11 +20,13 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod smtp_sink;
 
 pub use dovecot::Dovecot;
+pub use postgres::Postgres;
 pub use smtp_sink::{SinkMessage, SmtpSink};
 
 use std::collections::BTreeSet;

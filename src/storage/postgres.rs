@@ -1,0 +1,60 @@
+//! The PostgreSQL backend's own parts: connecting (`postgres://USER@HOST:PORT/DB`,
+//! the password given apart from the URL), `migrations/postgres` embedded in
+//! the binary (sqlx's migrator takes PostgreSQL's advisory lock, so instances
+//! starting together migrate once), and write transactions serialised by a
+//! transaction-level advisory lock (see the parent module's doc).
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::config::Secret;
+
+/// The advisory lock every write transaction takes ("rsvpd wr" in ASCII).
+const WRITE_LOCK: i64 = 0x7273_7670_6420_7772;
+
+/// Connect to the server at `url` and migrate the database.
+pub(super) async fn open(url: &str, password: Option<&Secret>) -> anyhow::Result<PgPool> {
+    let mut opts = PgConnectOptions::from_str(url)
+        .with_context(|| format!("[database] url `{url}` is not a PostgreSQL URL"))?
+        .application_name("rsvpd")
+        // Notices such as "relation _sqlx_migrations already exists, skipping"
+        // on every start are not news for the log.
+        .options([("client_min_messages", "warning")]);
+    if let Some(p) = password {
+        opts = opts.password(p.expose());
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the database {url} (is the server running, the role and database created, \
+                 and the password in [database] password_file or RSVPD_DATABASE_PASSWORD?)"
+            )
+        })?;
+    sqlx::migrate!("migrations/postgres")
+        .run(&pool)
+        .await
+        .with_context(|| format!("cannot bring the database schema of {url} up to date"))?;
+    Ok(pool)
+}
+
+/// A write transaction, serialised with every other one on this database.
+pub(super) async fn begin(pool: &PgPool) -> anyhow::Result<Transaction<'static, Postgres>> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("cannot start a database transaction")?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(WRITE_LOCK)
+        .execute(&mut *tx)
+        .await
+        .context("waiting for the database write lock")?;
+    Ok(tx)
+}

@@ -1,0 +1,75 @@
+//! The SQLite backend's own parts: opening the file (WAL, the migration lock
+//! file, `migrations/sqlite` embedded in the binary) and `BEGIN IMMEDIATE`.
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+/// Open (creating when missing) the database file and migrate it.
+pub(super) async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
+    }
+    // SQLite has no advisory lock for sqlx's migrator: two processes starting
+    // at once (the daemon and a CLI command) would both apply migration 1.
+    // A lock file beside the database serialises them. It is taken before
+    // connecting: on a fresh file the first connection switches it to WAL,
+    // which needs an exclusive lock that SQLite refuses at once (SQLITE_BUSY,
+    // no busy wait) while another process is opening it too.
+    let lock_path = path.with_extension("migrate.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .context("waiting for the migration lock")?
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    let opts = SqliteConnectOptions::from_str("sqlite://")
+        .context("sqlite options")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&pool)
+        .await
+        .context("reading the journal mode")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        bail!(
+            "the database {} is not in WAL mode (it reports `{mode}`); it may sit on a file system without shared memory — put it on a local disk",
+            path.display()
+        );
+    }
+    let migrated = sqlx::migrate!("migrations/sqlite").run(&pool).await;
+    drop(lock);
+    migrated.with_context(|| {
+        format!(
+            "cannot bring the database schema of {} up to date",
+            path.display()
+        )
+    })?;
+    Ok(pool)
+}
+
+/// A write transaction. IMMEDIATE takes the write lock up front, so the
+/// transaction cannot fail half-way on SQLITE_BUSY when it upgrades.
+pub(super) async fn begin(pool: &SqlitePool) -> anyhow::Result<Transaction<'static, Sqlite>> {
+    pool.begin_with("BEGIN IMMEDIATE")
+        .await
+        .context("cannot start a database transaction")
+}

@@ -1,0 +1,170 @@
+//! Stories on both storage backends that have no home elsewhere: an update by
+//! reply, and the whole command line on PostgreSQL. The other stories of the
+//! pipeline run on both backends where they live (`on_both_backends!` in
+//! e2e: register, cancel; notify: waitlist + promotion, reminders; privacy:
+//! person + forget). PostgreSQL: a private server per test
+//! (`support::postgres`); real binary, Dovecot and smtp-sink, as everywhere.
+
+use std::time::Duration;
+
+use crate::app::{Backend, MAILBOX, Rsvpd, mail, on_both_backends, registration, servers};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+on_both_backends!(update_by_a_reply_changes_the_registration);
+
+/// A registration by mail is recorded and confirmed; a reply changing the
+/// workshop finds its conference by the thread (a Message-ID rsvpd sent) and
+/// updates the registration; a reply cancelling cancels it; a copy of that
+/// mail is a duplicate and changes nothing.
+fn update_by_a_reply_changes_the_registration(backend: Backend) {
+    let (dovecot, sink) = servers();
+    let app = Rsvpd::on(backend, &dovecot, &sink);
+    dovecot.deliver(
+        MAILBOX,
+        &registration("Ayşe Yılmaz", "ayse@example.net", "reg-1@example.net"),
+    );
+    app.run_once();
+    let a = app.attendees("miko-2027", false);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["name"], "Ayşe Yılmaz");
+    assert_eq!(a[0]["status"], "confirmed");
+    let confirmation = sink.wait_for(1, WAIT).remove(0);
+    let our_id = confirmation.header("Message-ID").expect("Message-ID");
+
+    let update = format!(
+        "From: Ayşe Yılmaz <ayse@example.net>\r\nTo: {MAILBOX}\r\n\
+         Subject: AW: Anmeldebestätigung: Vierte Migrationskonferenz\r\n\
+         In-Reply-To: {our_id}\r\nReferences: <reg-1@example.net> {our_id}\r\n\
+         Message-ID: <upd-1@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Guten Morgen,\r\n\r\nich würde gern meinen Workshop ändern: lieber Workshop 3 \
+         „Bildung und Sprache“.\r\n\r\nMit freundlichen Grüßen\r\nAyşe Yılmaz\r\n"
+    );
+    dovecot.deliver(MAILBOX, update.as_bytes());
+    app.run_once();
+    let a = app.attendees("miko-2027", false);
+    assert_eq!(a.len(), 1, "still one registration: {a:#?}");
+    assert_eq!(a[0]["workshops"], serde_json::json!(["w3"]), "{a:#?}");
+
+    let cancel = format!(
+        "From: Ayşe Yılmaz <ayse@example.net>\r\nTo: {MAILBOX}\r\nSubject: Re: Anmeldebestätigung\r\n\
+         In-Reply-To: {our_id}\r\nReferences: <reg-1@example.net> {our_id}\r\n\
+         Message-ID: <cancel-1@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Leider muss ich absagen, bitte streichen Sie mich.\r\n"
+    );
+    dovecot.deliver(MAILBOX, cancel.as_bytes());
+    app.run_once();
+    assert!(app.attendees("miko-2027", false).is_empty());
+    let all = app.attendees("miko-2027", true);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["status"], "cancelled");
+    let sent = sink.wait_for(3, WAIT);
+    assert!(
+        sent.iter()
+            .any(|m| m.header("In-Reply-To").as_deref() == Some("<cancel-1@example.net>")),
+        "a cancellation receipt threaded to the cancel mail"
+    );
+    let outcomes: Vec<String> = app.inbound().into_iter().map(|i| i.1).collect();
+    assert_eq!(outcomes, ["recorded", "recorded", "recorded"]);
+    // The same mail again is a duplicate and changes nothing.
+    dovecot.deliver(MAILBOX, cancel.as_bytes());
+    app.run_once();
+    assert_eq!(
+        app.inbound().last().map(|i| i.1.clone()).as_deref(),
+        Some("duplicate")
+    );
+    assert_eq!(sink.messages().len(), 3);
+}
+
+/// Every command of the command line, on PostgreSQL.
+#[test]
+fn every_cli_command_works_on_postgres() {
+    let (dovecot, sink) = servers();
+    let app = Rsvpd::on(Backend::Postgres, &dovecot, &sink);
+    let out = app.ok(&["check"]);
+    assert!(out.contains("postgres://"), "{out}");
+    let conferences: serde_json::Value =
+        serde_json::from_str(&app.ok(&["conferences", "--format", "json"])).expect("json");
+    assert_eq!(conferences.as_array().map(Vec::len), Some(2));
+
+    let eml = app.dir.path().join("in.eml");
+    std::fs::write(
+        &eml,
+        registration("Jan Kowalski", "jan@example.pl", "ingest-1@example.pl"),
+    )
+    .expect("write");
+    let out = app.ok(&["ingest", eml.to_str().expect("utf-8 path")]);
+    assert!(out.contains("recorded"), "{out}");
+    let unclear = app.dir.path().join("unclear.eml");
+    for (i, who) in ["a", "b"].iter().enumerate() {
+        std::fs::write(
+            &unclear,
+            mail(
+                "Unklar",
+                &format!("{who}@example.org"),
+                MAILBOX,
+                "Frage",
+                &format!("unclear-{i}@example.org"),
+                "Wo ist denn das Rathaus?",
+            ),
+        )
+        .expect("write");
+        app.ok(&["ingest", unclear.to_str().expect("utf-8 path")]);
+    }
+    let review = app.review();
+    assert_eq!(review.len(), 2, "{review:#?}");
+    let first = review[0]["id"].to_string();
+    let second = review[1]["id"].to_string();
+    app.ok(&["review", "assign", &first, "miko-2027"]);
+    app.ok(&["review", "dismiss", &second]);
+    assert!(app.review().is_empty());
+
+    app.ok(&[
+        "add",
+        "fishbowl-hainholz",
+        "lea@example.com",
+        "--name",
+        "Lea Wolf",
+    ]);
+    app.ok(&["cancel", "fishbowl-hainholz", "lea@example.com"]);
+    let csv = app.ok(&["attendees", "miko-2027", "--format", "csv"]);
+    assert!(
+        csv.contains("jan@example.pl") && csv.contains("a@example.org"),
+        "{csv}"
+    );
+    assert_eq!(app.attendees("fishbowl-hainholz", true).len(), 1);
+
+    let body = app.dir.path().join("body.txt");
+    std::fs::write(&body, "Guten Tag {{ name }},\n\nbis bald.\n").expect("write");
+    let body = body.to_str().expect("utf-8 path");
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "send",
+            "miko-2027",
+            "--subject",
+            "Hinweis",
+            "--body-file",
+            body,
+        ];
+        args.extend_from_slice(extra);
+        app.ok(&args)
+    };
+    let out = send(&["--dry-run"]);
+    assert!(out.contains("dry run: 2 mail(s)"), "{out}");
+    let out = send(&[]);
+    assert!(out.contains("2 mail(s) queued"), "{out}");
+    let table = app.ok(&["outbox"]);
+    assert!(table.contains("queued"), "{table}");
+
+    app.run_once();
+    // 1 confirmation by ingest, 1 by review assign, add + cancel, 2 broadcasts.
+    let sent = sink.wait_for(6, WAIT);
+    assert_eq!(sent.len(), 6);
+    assert!(app.outbox().iter().all(|o| o["state"] == "sent"));
+
+    let person: serde_json::Value =
+        serde_json::from_str(&app.ok(&["person", "jan@example.pl"])).expect("json");
+    assert_eq!(person["registrations"].as_array().map(Vec::len), Some(1));
+    let out = app.ok(&["forget", "jan@example.pl"]);
+    assert!(out.contains("erased 1 registration"), "{out}");
+}
