@@ -1,16 +1,17 @@
 //! Issue 11's store-level parts: the explanation of every decision is stored
 //! with the inbound message and shown by `review` (table and JSON) and
 //! `person`; a mail that only thanks is stored with the outcome `thanks` and
-//! shown in the attendee's history, not in the review queue.
+//! shown in the attendee's history, not in the review queue. On both backends.
 
 use std::time::Duration;
 
-use crate::app::{MAILBOX, Rsvpd, mail, servers};
+use crate::app::{Backend, MAILBOX, Rsvpd, mail, on_both_backends, servers};
 
-#[test]
-fn review_and_person_show_why() {
+on_both_backends!(review_and_person_show_why);
+
+fn review_and_person_show_why(backend: Backend) {
     let (dovecot, sink) = servers();
-    let app = Rsvpd::new(&dovecot, &sink);
+    let app = Rsvpd::on(backend, &dovecot, &sink);
     let send = |name: &str, from: &str, subject: &str, id: &str, body: &str| {
         dovecot.deliver(MAILBOX, &mail(name, from, MAILBOX, subject, id, body));
     };
