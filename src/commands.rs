@@ -322,7 +322,7 @@ pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => print_json(&items),
         _ => {
-            let mut t = Table::new(&["ID", "RECEIVED", "FROM", "SUBJECT", "REASON"]);
+            let mut t = Table::new(&["ID", "RECEIVED", "FROM", "SUBJECT", "REASON", "WHY"]);
             for i in &items {
                 t.row(vec![
                     i.id.to_string(),
@@ -330,6 +330,10 @@ pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
                     i.from.clone().unwrap_or_default(),
                     i.subject.clone(),
                     i.reason.clone(),
+                    i.explanation
+                        .as_ref()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
                 ]);
             }
             t.print()?;

@@ -1064,6 +1064,7 @@ fn sample_digest(conference: &Conference, now: DateTime<Utc>) -> DigestData {
             reason: "no registration recognised".into(),
             received_at: crate::storage::ts(now),
             conference: Some(conference.id.clone()),
+            explanation: None,
         }],
         failed: vec![],
         delivery: Some(crate::storage::DeliveryPause {

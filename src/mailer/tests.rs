@@ -104,6 +104,7 @@ fn render_kind(r: &Renderer, conf: &Conference, kind: Kind, lang: Language) -> R
                     reason: "no registration recognised".into(),
                     received_at: "2027-09-05T10:02:00Z".into(),
                     conference: None,
+                    explanation: None,
                 }],
                 failed: vec![crate::storage::FailedMail {
                     recipient: "gone@example.com".into(),

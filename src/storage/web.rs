@@ -50,6 +50,8 @@ pub struct ReceivedMail {
     pub outcome: String,
     pub reason: Option<String>,
     pub conference: Option<String>,
+    /// Why the understanding step decided what it did (issue 11).
+    pub explanation: Option<crate::understand::Explanation>,
     /// Whether the mail itself is kept (to show it as text).
     #[serde(skip)]
     pub has_source: bool,
@@ -85,6 +87,7 @@ type ReceivedRow = (
     Option<String>,
     Option<String>,
     bool,
+    Option<String>,
 );
 type SentRow = (
     i64,
@@ -323,7 +326,7 @@ impl Store {
     ) -> anyhow::Result<Vec<ReceivedMail>> {
         let rows: Vec<ReceivedRow> = on_pool!(self, |c| {
             sqlx::query_as(
-                "SELECT id, message_id, subject, received_at, outcome, reason, conference_id, raw IS NOT NULL
+                "SELECT id, message_id, subject, received_at, outcome, reason, conference_id, raw IS NOT NULL, explanation
                  FROM inbound_messages
                  WHERE from_addr = $1 AND (CAST($2 AS TEXT) IS NULL OR conference_id = CAST($2 AS TEXT))
                  ORDER BY id",
@@ -337,7 +340,17 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(id, message_id, subject, at, outcome, reason, conference, has_source)| {
+                |(
+                    id,
+                    message_id,
+                    subject,
+                    at,
+                    outcome,
+                    reason,
+                    conference,
+                    has_source,
+                    explanation,
+                )| {
                     ReceivedMail {
                         id,
                         message_id,
@@ -346,6 +359,7 @@ impl Store {
                         outcome,
                         reason,
                         conference,
+                        explanation: super::explanation_from(explanation),
                         has_source,
                     }
                 },

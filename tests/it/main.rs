@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod e2e;
+mod explain;
 mod harness;
 mod health;
 mod imap_faults;
