@@ -50,11 +50,31 @@ pub struct ReceivedMail {
     pub outcome: String,
     pub reason: Option<String>,
     pub conference: Option<String>,
-    /// Why the understanding step decided what it did (issue 11).
+    /// Why the understanding step decided what it did (issue 11): shown as
+    /// `{"why": one readable line, "steps": [the rules that fired]}`.
+    #[serde(serialize_with = "explained")]
     pub explanation: Option<crate::understand::Explanation>,
     /// Whether the mail itself is kept (to show it as text).
     #[serde(skip)]
     pub has_source: bool,
+}
+
+/// An explanation for people: the line `review` shows ("why") beside the
+/// steps it is made of.
+fn explained<S: serde::Serializer>(
+    e: &Option<crate::understand::Explanation>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct as _;
+    match e {
+        None => s.serialize_none(),
+        Some(e) => {
+            let mut m = s.serialize_struct("Explanation", 2)?;
+            m.serialize_field("why", &e.to_string())?;
+            m.serialize_field("steps", &e.steps)?;
+            m.end()
+        }
+    }
 }
 
 /// A mail rsvpd queued for one person.
