@@ -9,6 +9,7 @@ use axum::response::{Html, Response};
 
 use super::attendees::{ListQuery, conference_view, row, when};
 use super::auth::Session;
+use super::explain;
 use super::i18n::Lang;
 use super::{WebError, WebState, path_segment, render, see_other, visible_conference};
 use crate::config::Conference;
@@ -101,7 +102,10 @@ pub async fn page(
             .map(|(_, raw)| understand::readable(&raw));
         mails_in.push(minijinja::context! {
             at => when(&m.received_at, &conf, lang),
-            subject => m.subject, outcome => m.outcome, reason => m.reason,
+            subject => m.subject,
+            outcome => explain::outcome(lang, &m.outcome),
+            reason => m.reason.as_deref().map(|r| explain::reason(lang, r)),
+            steps => explain::steps(lang, m.explanation.as_ref()),
             mail => mail.as_ref().map(|m| minijinja::Value::from(minijinja::value::Serde(m))),
         });
     }

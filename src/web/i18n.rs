@@ -502,6 +502,23 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Print this page from your browser's menu (Ctrl+P) on A4.",
     ),
     ("walk_ins", "Ohne Anmeldung", "Without registration"),
+    // explanations (src/web/explain.rs)
+    (
+        "how_decided",
+        "Woran rsvpd das erkannt hat",
+        "What rsvpd went by",
+    ),
+    ("reason_short", "Hinweis von rsvpd", "rsvpd's note"),
+    ("outcome_recorded", "eingetragen", "recorded"),
+    ("outcome_review", "zu prüfen", "to review"),
+    (
+        "outcome_ignored",
+        "nicht beantwortet (automatische E-Mail)",
+        "not answered (automatic mail)",
+    ),
+    ("outcome_thanks", "nur ein Dank", "only thanks"),
+    ("outcome_duplicate", "doppelt erhalten", "received twice"),
+    ("outcome_dismissed", "abgelegt", "put aside"),
     // errors
     (
         "not_found",

@@ -31,6 +31,7 @@ mod attendee;
 mod attendees;
 pub mod auth;
 mod broadcast;
+mod explain;
 mod exports;
 pub mod i18n;
 mod login;
@@ -242,7 +243,8 @@ fn templates() -> &'static minijinja::Environment<'static> {
             "review_item.html",
             "outbox.html",
             "broadcast.html",
-            "signin.html"
+            "signin.html",
+            "steps.html"
         );
         env
     })

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::attendees::{lines, party_size};
 use super::auth::{FormData, Session};
+use super::explain;
 use super::i18n::Lang;
 use super::{
     WebError, WebState, flash, local_time, path_segment, render, see_other, visible_conference,
@@ -65,7 +66,7 @@ pub async fn list(
             minijinja::context! {
                 href => format!("/review/{}", i.id),
                 received => local_time(&i.received_at, tz, lang),
-                from => i.from, subject => i.subject, reason => i.reason,
+                from => i.from, subject => i.subject, reason => explain::reason(lang, &i.reason),
                 conference => i.conference.as_deref().and_then(|c| app.config.conference(c)).map(|c| c.title.clone()),
             }
         })
@@ -148,9 +149,9 @@ fn understood_view(u: &understand::Understood, lang: Lang) -> minijinja::Value {
     };
     minijinja::context! {
         kind => lang.word(&format!("kind_{kind}")),
-        conference, attendees, reason,
+        conference, attendees,
+        reason => reason.map(|r| explain::reason(lang, &r)),
         language => u.language.code(),
-        why => u.explanation.to_string(),
     }
 }
 
@@ -221,7 +222,10 @@ pub async fn item(
         minijinja::context! {
             id, form, conferences,
             mail => minijinja::Value::from(minijinja::value::Serde(&mail)),
-            reason => item.reason,
+            reason => explain::reason(lang, &item.reason),
+            // The explanation stored when the mail came in; a mail from before
+            // explanations were stored gets today's reading's.
+            steps => explain::steps(lang, item.explanation.as_ref().or(Some(&understood.explanation))),
             received => local_time(&item.received_at, app.config.defaults.timezone, lang),
             understood => understood_view(&understood, lang),
             nav => "review",
