@@ -36,6 +36,30 @@ pub fn fold(s: &str) -> String {
         .collect()
 }
 
+/// The surname a German list is sorted by: the part before a comma
+/// ("Yılmaz, Ayşe"), else the last word ("Ayşe Yılmaz"); the address's
+/// local part when there is no name.
+pub fn surname(r: &Registration) -> String {
+    match r.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => match n.split_once(',') {
+            Some((last, _)) => last.trim().to_string(),
+            None => n.split_whitespace().last().unwrap_or(n).to_string(),
+        },
+        None => r.email.to_string(),
+    }
+}
+
+/// `regs` in the order of a German name list (the sign-in sheet, the
+/// exports): by surname, then by the whole name, letters folded so that
+/// Ş sorts with S and Ö with O (DIN 5007, variant 1).
+pub fn by_surname(mut regs: Vec<Registration>) -> Vec<Registration> {
+    regs.sort_by_cached_key(|r| {
+        let name = r.name.clone().unwrap_or_else(|| r.email.to_string());
+        (fold(&surname(r)), fold(&name), name)
+    });
+    regs
+}
+
 /// The words of `?q=`: each must appear in the name, email or organisation.
 pub struct Search(Vec<String>);
 

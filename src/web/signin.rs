@@ -2,8 +2,8 @@
 //! whole conference or one workshop (`?workshop=w1`; publicly funded events
 //! file a signed list per session). A4 pages of `?rows=` rows (20 unless
 //! given), each page with the title, date, place and the column heads again;
-//! confirmed people sorted by name as a German reader expects (Ş with S, Ö
-//! with O, see [`fold`]); the last page filled with empty numbered rows for
+//! confirmed people sorted by surname as a German reader expects (Ş with S,
+//! Ö with O, see [`by_surname`]); the last page filled with empty numbered rows for
 //! people who come without registering.
 
 use axum::Extension;
@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use serde::Deserialize;
 
-use super::attendees::{conference_view, fold};
+use super::attendees::{by_surname, conference_view};
 use super::auth::Session;
 use super::i18n::Lang;
 use super::{WebError, WebState, render, visible_conference};
@@ -22,16 +22,6 @@ pub struct SignInQuery {
     #[serde(default)]
     pub workshop: String,
     pub rows: Option<usize>,
-}
-
-/// Sorted by name (the address where there is none), German letters folded.
-pub fn sorted(mut regs: Vec<Registration>) -> Vec<Registration> {
-    let key = |r: &Registration| {
-        let name = r.name.clone().unwrap_or_else(|| r.email.to_string());
-        (fold(&name), name)
-    };
-    regs.sort_by_cached_key(key);
-    regs
 }
 
 pub async fn page(
@@ -67,7 +57,7 @@ pub async fn page(
         })
         .collect();
     let people: u32 = regs.iter().map(|r| r.party_size).sum();
-    let mut rows: Vec<minijinja::Value> = sorted(regs)
+    let mut rows: Vec<minijinja::Value> = by_surname(regs)
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -132,26 +122,35 @@ mod tests {
     }
 
     #[test]
-    fn names_sort_as_in_a_german_list() {
+    fn names_sort_by_surname_as_in_a_german_list() {
         let names = [
             "Zeynep Kaya",
-            "Şahin Demir",
-            "Özlem Arslan",
+            "Ali Şahin",
             "Oliver Brandt",
+            "Aylin Özdemir",
             "Sabine Schulz",
             "Ahmed Yıldız",
+            "Olga Ozols",
+            "Arslan, Mehmet",
+            "Jan Sander",
         ];
         let regs = names.iter().map(|n| named(n)).collect();
-        let order: Vec<String> = sorted(regs).into_iter().filter_map(|r| r.name).collect();
+        let order: Vec<String> = by_surname(regs)
+            .into_iter()
+            .filter_map(|r| r.name)
+            .collect();
         assert_eq!(
             order,
             vec![
-                "Ahmed Yıldız",
+                "Arslan, Mehmet",
                 "Oliver Brandt",
-                "Özlem Arslan",
+                "Zeynep Kaya",
+                "Aylin Özdemir",
+                "Olga Ozols",
+                "Ali Şahin",
+                "Jan Sander",
                 "Sabine Schulz",
-                "Şahin Demir",
-                "Zeynep Kaya"
+                "Ahmed Yıldız",
             ]
         );
     }
