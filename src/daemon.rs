@@ -492,10 +492,14 @@ fn until_then(until: chrono::DateTime<chrono::Utc>) -> Duration {
 /// sleep itself runs on the monotonic clock.
 const SCHEDULE_RECHECK: Duration = Duration::from_secs(15 * 60);
 
-/// The retention purge rides on the schedule loop's idle moments.
+/// The retention purge, and the deletion of expired dashboard sessions, ride
+/// on the schedule loop's idle moments.
 async fn purge(app: &App) {
     if let Err(e) = crate::privacy::purge_due(app, chrono::Utc::now()).await {
         error!(error = %format!("{e:#}"), "purging personal data failed; trying again later");
+    }
+    if let Err(e) = app.store.delete_expired_sessions(chrono::Utc::now()).await {
+        error!(error = %format!("{e:#}"), "deleting expired dashboard sessions failed; trying again later");
     }
 }
 

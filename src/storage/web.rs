@@ -194,6 +194,31 @@ impl Store {
         Ok(())
     }
 
+    /// Delete every session that expired before `now` (at each login and on
+    /// the daemon's idle moments: a session cookie someone copied, or left
+    /// on a shared computer, is worth nothing after it expired, and the
+    /// table does not grow). How many went.
+    pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        on_pool!(self, |c| {
+            sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+                .bind(Ts(now))
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .context("deleting expired login sessions")
+    }
+
+    /// How many sessions are stored, expired or not (for tests and checks).
+    pub async fn session_count(&self) -> anyhow::Result<i64> {
+        on_pool!(self, |c| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM web_sessions")
+                .fetch_one(c)
+                .await
+        })
+        .context("counting login sessions")
+    }
+
     /// End a session (logout), and every session that expired before `now`.
     pub async fn end_session(&self, token_hash: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
         on_pool!(self, |c| {

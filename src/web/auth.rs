@@ -7,7 +7,8 @@
 //! - A session is a random token in an HttpOnly, SameSite=Lax cookie (Secure
 //!   under an https `public_url`); the database keeps only its SHA-256, so
 //!   sessions survive a restart and a copy of the database logs nobody in.
-//!   A session lasts [`SESSION_IDLE`] after its last use; logout deletes it.
+//!   A session lasts [`SESSION_IDLE`] after its last use; logout deletes it,
+//!   and expired ones are deleted at each login and on the daemon's idle moments.
 //! - Every form carries the session's CSRF token; [`require_login`] checks
 //!   it on every POST before a handler runs, in constant time. The login form
 //!   (no session yet) carries a token that must equal its own cookie.
@@ -201,6 +202,7 @@ pub async fn start_session(
     now: DateTime<Utc>,
 ) -> Result<HeaderValue, WebError> {
     let app = state.app();
+    app.store.delete_expired_sessions(now).await?;
     let token = new_token();
     app.store
         .create_session(

@@ -727,10 +727,18 @@ async fn the_sign_in_sheet_sorts_names_and_splits_pages() {
     let sheet = c.get("/conferences/miko-2027/sign-in?rows=5").await;
     assert_eq!(sheet.status, StatusCode::OK, "{}", sheet.text());
     let html = sheet.text();
-    let pos = |n: &str| html.find(n).unwrap_or_else(|| panic!("{n} missing"));
-    assert!(pos("Anna Schmidt") < pos("Özlem Arslan"));
-    assert!(pos("Özlem Arslan") < pos("Şahin Demir"));
-    assert!(pos("Şahin Demir") < pos("Zeynep Kaya"));
+    // By surname as a German reader expects: Arslan, Demir, Kaya, Schmidt
+    // (Ö with O, Ş with S).
+    let order = |text: &str| {
+        let pos = |n: &str| text.find(n).unwrap_or_else(|| panic!("{n} missing"));
+        assert!(pos("Özlem Arslan") < pos("Şahin Demir"), "{text}");
+        assert!(pos("Şahin Demir") < pos("Zeynep Kaya"), "{text}");
+        assert!(pos("Zeynep Kaya") < pos("Anna Schmidt"), "{text}");
+    };
+    order(&html);
+    // The exports list people in the same order.
+    order(&c.get("/conferences/miko-2027/attendees.csv").await.text());
+    order(&c.get("/conferences/miko-2027/attendees.json").await.text());
     assert!(html.contains("Unterschrift"));
     // 4 people + blank rows, 5 per page: two pages, each with its head.
     assert_eq!(
@@ -916,4 +924,113 @@ async fn logins_are_rate_limited_per_address() {
         c.login("admin", PASSWORD).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
+}
+
+#[tokio::test]
+async fn the_review_page_explains_in_the_readers_language() {
+    let mut c = Client::logged_in("orga").await;
+    let undecided = UNCLEAR.replace("unclear-1@", "undecided-1@").replace(
+        "Hallo, ich habe eine Frage zum Programm. Wann gibt es Mittagessen?",
+        "Hallo, vielleicht komme ich zur Migrationskonferenz, ich weiß es noch nicht genau.",
+    );
+    c.t.app
+        .process(undecided.as_bytes(), "file:undecided", None)
+        .await
+        .expect("processed");
+    let items = c.t.app.store.review_items().await.expect("items");
+    assert_eq!(items.len(), 1, "{items:?}");
+    let (id, stored) = (items[0].id, items[0].reason.clone());
+    assert!(
+        stored.starts_with("would register only on a condition"),
+        "{stored}"
+    );
+    for page in [
+        c.get("/review").await.text(),
+        c.get(&format!("/review/{id}")).await.text(),
+    ] {
+        assert!(
+            page.contains("Möchte nur unter einer Bedingung kommen oder ist noch unentschlossen")
+                && !page.contains("would register only"),
+            "{page}"
+        );
+    }
+    // The rules that fired, by their German names, with the sentence.
+    let item = c.get(&format!("/review/{id}")).await.text();
+    assert!(item.contains("Woran rsvpd das erkannt hat"), "{item}");
+    assert!(item.contains("<strong>Unentschlossen</strong>"), "{item}");
+    assert!(!item.contains("<strong>hedge</strong>"), "{item}");
+    c.lang = "en-GB,en;q=0.9";
+    let item = c.get(&format!("/review/{id}")).await.text();
+    assert!(
+        item.contains("would register only on a condition"),
+        "{item}"
+    );
+    assert!(
+        item.contains("What rsvpd went by") && item.contains("<strong>Undecided</strong>"),
+        "{item}"
+    );
+}
+
+#[tokio::test]
+async fn the_attendee_page_says_what_became_of_each_mail_and_why() {
+    let c = Client::logged_in("orga").await;
+    let id = review_item(&c).await;
+    let p = c
+        .submit(
+            &format!("/review/{id}/assign"),
+            &[
+                ("conference", "miko-2027"),
+                ("name", "Ayşe Yılmaz"),
+                ("party_size", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text());
+    // A second mail from her, a registration the pipeline records.
+    let again = UNCLEAR.replace("unclear-1@", "again-1@").replace(
+        "Hallo, ich habe eine Frage zum Programm. Wann gibt es Mittagessen?",
+        "Hallo, hiermit melde ich mich zur Migrationskonferenz an, mit 2 Personen.",
+    );
+    c.t.app
+        .process(again.as_bytes(), "file:again", None)
+        .await
+        .expect("processed");
+    let page = c
+        .get("/conferences/miko-2027/attendees/ayse%40example.org")
+        .await
+        .text();
+    assert!(page.contains("(eingetragen)"), "{page}");
+    assert!(page.contains("Woran rsvpd das erkannt hat"), "{page}");
+    assert!(page.contains("<strong>Anmeldung</strong>"), "{page}");
+}
+
+#[tokio::test]
+async fn expired_sessions_are_deleted_when_someone_logs_in() {
+    let mut c = Client::new().await;
+    let store = &c.t.app.store;
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    store
+        .create_session(
+            "old-hash",
+            "orga",
+            "old-csrf",
+            long_ago,
+            long_ago + super::auth::SESSION_IDLE,
+        )
+        .await
+        .expect("an old session");
+    assert_eq!(store.session_count().await.expect("count"), 1);
+    let p = c.login("orga", PASSWORD).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    // Only the new session is left.
+    assert_eq!(c.t.app.store.session_count().await.expect("count"), 1);
+    assert_eq!(
+        c.t.app
+            .store
+            .delete_expired_sessions(chrono::Utc::now())
+            .await
+            .expect("delete"),
+        0
+    );
+    assert_eq!(c.get("/").await.status, StatusCode::OK);
 }

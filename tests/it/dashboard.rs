@@ -220,6 +220,31 @@ fn xlsx_text(bytes: &[u8]) -> String {
     all
 }
 
+/// The form token in a page (the login form's, or any form's).
+fn csrf_of(html: &str) -> String {
+    let re = regex::Regex::new(r#"name="csrf" value="([^"]+)""#).expect("regex");
+    re.captures(html)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| panic!("no form token in:\n{html}"))
+}
+
+/// `s` as a form field value (application/x-www-form-urlencoded).
+fn form_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `f` on a thread of its own: [`Rsvpd::db`] runs its own runtime, which
+/// cannot start inside the browser's.
+fn off_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("the database thread"))
+}
+
 on_both_backends!(organizers_use_the_dashboard_in_chromium);
 
 /// The whole dashboard on each storage backend.
@@ -281,6 +306,19 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
     let review = app.review();
     assert_eq!(review.len(), 1, "{review:?}\n{:?}", app.inbound());
     let review_id = review[0]["id"].as_i64().expect("review id");
+    let review_reason = review[0]["reason"].as_str().unwrap_or("").to_string();
+    // A session that expired long ago: it is gone once someone logs in.
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    app.db(async |s| {
+        s.create_session(
+            "expired",
+            "orga",
+            "old",
+            long_ago,
+            long_ago + chrono::Duration::hours(10),
+        )
+        .await
+    });
     let browser_process = Chromium::start();
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -314,6 +352,38 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
         );
         b.shot("02-login-wrong-password").await;
 
+        // Logins are rate-limited per user: after five wrong passwords even
+        // the right one has to wait.
+        let mut token = csrf_of(&b.client.source().await.expect("source"));
+        for _ in 0..5 {
+            let (status, _, body) = b
+                .fetch(
+                    "/login",
+                    "POST",
+                    &format!("username=hainholz&password=falsch&csrf={token}"),
+                )
+                .await;
+            assert_eq!(status, 401);
+            token = csrf_of(&String::from_utf8_lossy(&body));
+        }
+        let (status, _, body) = b
+            .fetch(
+                "/login",
+                "POST",
+                &format!(
+                    "username=hainholz&password={}&csrf={token}",
+                    form_encoded(PASSWORD)
+                ),
+            )
+            .await;
+        assert_eq!(status, 429);
+        assert!(
+            String::from_utf8_lossy(&body).contains("Zu viele falsche Versuche"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        b.goto("/login").await;
+
         // The right one logs in.
         b.fill("#username", "orga").await;
         b.fill("#password", PASSWORD).await;
@@ -330,6 +400,8 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
             "{overview}"
         );
         b.shot("03-overview").await;
+        // Logging in deleted the expired session: only the browser's is left.
+        assert_eq!(off_thread(|| app.db(async |s| s.session_count().await)), 1);
 
         // The list, then a search.
         b.click("a.button.primary[href='/conferences/miko-2027']")
@@ -371,7 +443,15 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
         b.wait_at(&format!("/review/{review_id}")).await;
         let item = b.text().await;
         assert!(item.contains("Geht das noch?"), "{item}");
+        // rsvpd's reason, stored in English, reads German on a German page.
+        assert!(!review_reason.is_empty());
+        assert!(!item.contains(&review_reason), "{item}");
+        assert!(item.contains("Warum zu prüfen"), "{item}");
         b.shot("08-review-item").await;
+        b.client.set_window_size(390, 844).await.expect("resize");
+        b.shot("08p-review-item-phone").await;
+        b.client.set_window_size(1280, 1400).await.expect("resize");
+        b.fill("#name", "Ayşe Yılmaz").await;
         b.fill("#party_size", "3").await;
         b.fill("#organization", "Frauentreff Linden").await;
         b.click("#assign button[type=submit]").await;
@@ -462,9 +542,11 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
             text.find(n)
                 .unwrap_or_else(|| panic!("{n} not in the PDF:\n{text}"))
         };
-        assert!(pos("Anna Schmidt") < pos("Özlem Arslan"), "{text}");
+        // By surname, as a German list: Arslan, Demir, Kaya, Schmidt, Yılmaz.
         assert!(pos("Özlem Arslan") < pos("Şahin Demir"), "{text}");
         assert!(pos("Şahin Demir") < pos("Zeynep Kaya"), "{text}");
+        assert!(pos("Zeynep Kaya") < pos("Anna Schmidt"), "{text}");
+        assert!(pos("Anna Schmidt") < pos("Ayşe Yılmaz"), "{text}");
         assert!(!text.contains("Geheim Person"), "{text}");
         // One sheet per workshop session: nobody chose one here, so only empty rows.
         b.goto("/conferences/miko-2027/sign-in?workshop=w2").await;
@@ -515,14 +597,118 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
         let preview = b.text().await;
         assert!(preview.contains("5 E-Mails werden verschickt"), "{preview}");
         b.shot("15-broadcast-preview").await;
+        // Sent: one mail per confirmed person leaves through the outbox.
+        b.click("button[name=step][value=send]").await;
+        b.wait_at("/conferences/miko-2027?ok=broadcast").await;
+        let sent = b.text().await;
+        assert!(sent.contains("Die Rundmail ist im Postausgang"), "{sent}");
+        b.shot("15b-broadcast-sent").await;
+        wait_until(
+            Duration::from_secs(60),
+            "the five broadcast mails to leave",
+            || {
+                let out = app.outbox();
+                let sent =
+                    |o: &&serde_json::Value| o["kind"] == "broadcast" && o["state"] == "sent";
+                (out.iter().filter(sent).count() == 5).then_some(())
+            },
+            || daemon.log(),
+        );
+
+        // Someone registered by hand gets the usual confirmation.
         b.goto("/conferences/miko-2027/add").await;
         b.shot("16-add").await;
+        b.fill("#email", "jan@example.org").await;
+        b.fill("#name", "Jan Kowalski").await;
+        b.fill("#organization", "Nachbarschaftsladen").await;
+        b.click("form.form button[type=submit]").await;
+        b.wait_at("/conferences/miko-2027/attendees/jan@example.org?ok=added")
+            .await;
+        let added = b.text().await;
+        assert!(
+            added.contains("Die Person wurde angemeldet") && added.contains("Nachbarschaftsladen"),
+            "{added}"
+        );
+        b.shot("16b-added").await;
+        wait_answered(&sink, "jan@example.org", Duration::from_secs(30), || {
+            daemon.log()
+        });
+
+        // A failed mail is sent again from the outbox.
+        wait_answered(&sink, "zeynep@example.org", Duration::from_secs(30), || {
+            daemon.log()
+        });
+        let failed = app
+            .outbox()
+            .into_iter()
+            .find(|o| o["recipient"] == "zeynep@example.org" && o["kind"] == "confirmation")
+            .expect("Zeynep's confirmation");
+        let failed = failed["id"].as_i64().expect("outbox id");
+        off_thread(|| {
+            app.db(async |s| {
+                s.mark_failed(failed, "550 5.2.2 mailbox full (test)", None)
+                    .await
+            })
+        });
+        b.goto("/outbox").await;
+        let outbox = b.text().await;
+        assert!(outbox.contains("550 5.2.2 mailbox full"), "{outbox}");
+        b.shot("13b-outbox-failed").await;
+        b.click(&format!("form[action='/outbox/{failed}/retry'] button"))
+            .await;
+        b.wait_at("/outbox?ok=retried").await;
+        wait_until(
+            Duration::from_secs(60),
+            "the retried mail to leave",
+            || {
+                app.outbox()
+                    .iter()
+                    .any(|o| o["id"] == failed && o["state"] == "sent")
+                    .then_some(())
+            },
+            || daemon.log(),
+        );
         // On a phone.
         b.client.set_window_size(390, 844).await.expect("resize");
         b.goto("/conferences/miko-2027").await;
         b.shot("17-list-phone").await;
         b.goto("/").await;
         b.shot("18-overview-phone").await;
+
+        for (path, name) in [
+            ("/review", "19-review-phone"),
+            ("/outbox", "20-outbox-phone"),
+            (
+                "/conferences/miko-2027/attendees/ayse@example.org",
+                "21-attendee-phone",
+            ),
+            ("/conferences/miko-2027/broadcast", "22-broadcast-phone"),
+            ("/conferences/miko-2027/add", "23-add-phone"),
+            ("/conferences/miko-2027/sign-in", "24-sign-in-phone"),
+        ] {
+            b.goto(path).await;
+            b.shot(name).await;
+        }
+        b.client.set_window_size(1280, 1400).await.expect("resize");
+
+        // The daemon restarts: the organizer stays logged in (sessions are
+        // in the database).
+        daemon.stop_cleanly(libc::SIGTERM);
+        daemon = app.spawn();
+        wait_until(
+            Duration::from_secs(60),
+            "the dashboard to listen again",
+            || {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .ok()
+                    .map(|_| ())
+            },
+            || daemon.log(),
+        );
+        b.goto("/").await;
+        assert_eq!(b.path().await, "/");
+        let after = b.text().await;
+        assert!(after.contains("Ihre Veranstaltungen"), "{after}");
 
         // Logging out ends the session.
         b.click("header.top form.logout button").await;
