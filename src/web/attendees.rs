@@ -103,13 +103,13 @@ pub struct ListQuery {
     pub n: Option<usize>,
 }
 
-/// The registrations a list (or an export of it) shows.
+/// The registrations a list (or an export of it) shows, by surname.
 pub async fn filtered(
     state: &WebState,
     conf: &Conference,
     query: &ListQuery,
 ) -> Result<Vec<Registration>, WebError> {
-    Ok(state
+    let found = state
         .app()
         .store
         .find_registrations(
@@ -117,7 +117,8 @@ pub async fn filtered(
             parse_status(&query.status),
             &Search::new(&query.q),
         )
-        .await?)
+        .await?;
+    Ok(by_surname(found))
 }
 
 pub fn workshop_titles(conf: &Conference, ids: &[String]) -> Vec<String> {
@@ -146,6 +147,7 @@ pub fn row(conf: &Conference, r: &Registration, lang: Lang) -> minijinja::Value 
         status => r.status.as_str(),
         status_label => lang.status(r.status),
         language => r.language.code(),
+        language_name => lang.language_name(r.language),
         registered_at => r.registered_at.with_timezone(&conf.timezone).format(lang.datetime_format()).to_string(),
     }
 }

@@ -207,6 +207,12 @@ const SENTENCES: &[(&str, &str)] = &[
         "rsvpd failed while reading this mail (internal error: {}); please handle it by hand",
         "rsvpd konnte diese E-Mail nicht verarbeiten (interner Fehler: {0}); bitte bearbeiten Sie sie von Hand.",
     ),
+    // closed by an organizer (review::assign, review::dismiss)
+    (
+        "assigned to {} by {}",
+        "Von {1} der Veranstaltung {0} zugeordnet.",
+    ),
+    ("dismissed by {}", "Von {0} abgelegt."),
     // recorded, ignored, duplicate
     (
         "only a thank-you; nothing to do",
@@ -438,10 +444,19 @@ pub fn rule(lang: Lang, rule: &str) -> String {
         .unwrap_or_else(|| rule.replace('_', " "))
 }
 
+/// A vocabulary phrase as a person reads it: its alternatives
+/// ("(komme|kommen)") as "komme / kommen".
+fn readable_phrase(p: &str) -> String {
+    p.replace('|', " / ")
+        .chars()
+        .filter(|c| !matches!(c, '(' | ')' | '?' | '\\' | '^' | '$'))
+        .collect()
+}
+
 fn step(lang: Lang, s: &Step) -> Value {
     minijinja::context! {
         rule => rule(lang, &s.rule),
-        phrase => s.phrase.clone(),
+        phrase => s.phrase.as_deref().map(readable_phrase),
         text => s.text.clone(),
         note => s.note.as_deref().map(|n| reason(lang, n)),
     }
@@ -513,6 +528,10 @@ mod tests {
             ),
             "war schon abgesagt; keine Anmeldebestätigung gesendet: an diese Adresse war schon eine E-Mail unzustellbar"
         );
+        assert_eq!(
+            reason(DE, "assigned to miko-2027 by orga (web)"),
+            "Von orga (web) der Veranstaltung miko-2027 zugeordnet."
+        );
         // A mail server's words stay as they are.
         assert_eq!(
             reason(DE, "5.1.1 mailbox does not exist"),
@@ -567,6 +586,7 @@ mod tests {
         };
         let de = steps(DE, Some(&e));
         assert_eq!(de[0].get_attr("rule").unwrap().to_string(), "Absage");
+        assert_eq!(readable_phrase("(komme|kommen)"), "komme / kommen");
         assert_eq!(
             de[0].get_attr("note").unwrap().to_string(),
             "als Frage gestellt"

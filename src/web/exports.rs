@@ -1,6 +1,6 @@
 //! `GET /conferences/{id}/attendees.csv|.xlsx|.json`: the attendee list to
-//! take away, filtered like the list page (`?q=`, `?status=`), in the order
-//! of a German name list (by surname, [`by_surname`]).
+//! take away, filtered and ordered like the list page (`?q=`, `?status=`;
+//! by surname, see [`by_surname`](super::attendees::by_surname)).
 //!
 //! - CSV: the format of `rsvpd attendees --format csv` (one writer in
 //!   `crate::export`), UTF-8 with a byte-order mark so Excel shows umlauts;
@@ -18,7 +18,7 @@ use chrono::{Datelike as _, Timelike as _};
 use rust_xlsxwriter::{Color, ExcelDateTime, Format, FormatBorder, Workbook, XlsxError};
 use serde::Deserialize;
 
-use super::attendees::{ListQuery, by_surname, filtered, workshop_titles};
+use super::attendees::{ListQuery, filtered, workshop_titles};
 use super::auth::Session;
 use super::i18n::Lang;
 use super::{WebError, WebState, visible_conference};
@@ -54,7 +54,7 @@ pub async fn csv(
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, WebError> {
     let conf = visible_conference(&state.app(), &session, &id)?;
-    let regs = by_surname(filtered(&state, &conf, &query.list).await?);
+    let regs = filtered(&state, &conf, &query.list).await?;
     let delimiter = if query.sep == ";" { b';' } else { b',' };
     // The byte-order mark tells Excel the file is UTF-8.
     let mut body = "\u{feff}".as_bytes().to_vec();
@@ -73,7 +73,7 @@ pub async fn json(
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, WebError> {
     let conf = visible_conference(&state.app(), &session, &id)?;
-    let regs = by_surname(filtered(&state, &conf, &query.list).await?);
+    let regs = filtered(&state, &conf, &query.list).await?;
     let body = serde_json::to_vec_pretty(&regs).map_err(anyhow::Error::from)?;
     Ok(download(
         "application/json",
@@ -90,7 +90,7 @@ pub async fn xlsx(
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, WebError> {
     let conf = visible_conference(&state.app(), &session, &id)?;
-    let regs = by_surname(filtered(&state, &conf, &query.list).await?);
+    let regs = filtered(&state, &conf, &query.list).await?;
     let body = workbook(&conf, &regs, lang)
         .map_err(|e| anyhow::anyhow!("cannot write the Excel file: {e}"))?;
     Ok(download(

@@ -73,6 +73,11 @@ impl Lang {
             .unwrap_or_else(|| kind.to_string())
     }
 
+    /// The name of a language a person writes and gets answers in.
+    pub fn language_name(self, l: Language) -> &'static str {
+        self.word(&format!("language_{}", l.code()))
+    }
+
     /// "15.10.2027 13:30" / "2027-10-15 13:30"
     pub fn datetime_format(self) -> &'static str {
         match self.0 {
@@ -198,6 +203,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("workshops", "Workshops", "Workshops"),
     ("notes", "Hinweise", "Notes"),
     ("language", "Sprache", "Language"),
+    ("language_de", "Deutsch", "German"),
+    ("language_en", "Englisch", "English"),
     ("registered_at", "Angemeldet am", "Registered on"),
     ("registrations_found", "Anmeldungen", "registrations"),
     (
@@ -508,6 +515,7 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Woran rsvpd das erkannt hat",
         "What rsvpd went by",
     ),
+    ("in_sentence", "im Satz", "in"),
     ("reason_short", "Hinweis von rsvpd", "rsvpd's note"),
     ("outcome_recorded", "eingetragen", "recorded"),
     ("outcome_review", "zu prüfen", "to review"),

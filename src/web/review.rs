@@ -151,7 +151,7 @@ fn understood_view(u: &understand::Understood, lang: Lang) -> minijinja::Value {
         kind => lang.word(&format!("kind_{kind}")),
         conference, attendees,
         reason => reason.map(|r| explain::reason(lang, &r)),
-        language => u.language.code(),
+        language_name => lang.language_name(u.language),
     }
 }
 

@@ -736,7 +736,8 @@ async fn the_sign_in_sheet_sorts_names_and_splits_pages() {
         assert!(pos("Zeynep Kaya") < pos("Anna Schmidt"), "{text}");
     };
     order(&html);
-    // The exports list people in the same order.
+    // The list page and the exports list people in the same order.
+    order(&c.get("/conferences/miko-2027").await.text());
     order(&c.get("/conferences/miko-2027/attendees.csv").await.text());
     order(&c.get("/conferences/miko-2027/attendees.json").await.text());
     assert!(html.contains("Unterschrift"));

@@ -668,14 +668,16 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
             },
             || daemon.log(),
         );
-        // On a phone.
+        // On a phone (390 px wide; tall, so that a screenshot shows the
+        // whole page for a person to look at).
         b.client.set_window_size(390, 844).await.expect("resize");
         b.goto("/conferences/miko-2027").await;
         b.shot("17-list-phone").await;
         b.goto("/").await;
         b.shot("18-overview-phone").await;
-
+        b.client.set_window_size(390, 2400).await.expect("resize");
         for (path, name) in [
+            ("/conferences/miko-2027", "17b-list-phone-whole"),
             ("/review", "19-review-phone"),
             ("/outbox", "20-outbox-phone"),
             (
