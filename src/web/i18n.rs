@@ -457,8 +457,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("edit_button", "Ändern", "Edit"),
     (
         "broadcast_ok",
-        "Die Rundmail ist im Postausgang:",
-        "The mail is in the outbox:",
+        "E-Mails der Rundmail sind im Postausgang und werden jetzt verschickt.",
+        "mails of the broadcast are in the outbox and leave now.",
     ),
     (
         "nobody_to_send",

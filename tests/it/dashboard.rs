@@ -601,7 +601,10 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
         b.click("button[name=step][value=send]").await;
         b.wait_at("/conferences/miko-2027?ok=broadcast").await;
         let sent = b.text().await;
-        assert!(sent.contains("Die Rundmail ist im Postausgang"), "{sent}");
+        assert!(
+            sent.contains("5 E-Mails der Rundmail sind im Postausgang"),
+            "{sent}"
+        );
         b.shot("15b-broadcast-sent").await;
         wait_until(
             Duration::from_secs(60),
