@@ -509,6 +509,34 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Print this page from your browser's menu (Ctrl+P) on A4.",
     ),
     ("walk_ins", "Ohne Anmeldung", "Without registration"),
+    // the same, for exactly one
+    (
+        "review_waiting_1",
+        "E-Mail wartet auf Ihre Prüfung",
+        "mail waits for your review",
+    ),
+    (
+        "failed_mails_1",
+        "E-Mail konnte nicht zugestellt werden",
+        "mail could not be delivered",
+    ),
+    ("confirmed_people_1", "Person bestätigt", "person confirmed"),
+    (
+        "waitlisted_people_1",
+        "Person auf der Warteliste",
+        "person on the waiting list",
+    ),
+    (
+        "pending_people_1",
+        "Person noch unbestätigt",
+        "person not yet confirmed",
+    ),
+    (
+        "new_this_week_1",
+        "neue Anmeldung in den letzten 7 Tagen",
+        "new registration in the last 7 days",
+    ),
+    ("will_send_1", "E-Mail wird verschickt", "mail will be sent"),
     // explanations (src/web/explain.rs)
     (
         "how_decided",

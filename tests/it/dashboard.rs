@@ -396,7 +396,7 @@ fn organizers_use_the_dashboard_in_chromium(backend: Backend) {
         );
         assert!(!overview.contains("Fishbowl"), "{overview}");
         assert!(
-            overview.contains("1 E-Mails warten auf Ihre Prüfung"),
+            overview.contains("1 E-Mail wartet auf Ihre Prüfung"),
             "{overview}"
         );
         b.shot("03-overview").await;
