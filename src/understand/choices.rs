@@ -710,6 +710,7 @@ mod tests {
                 .collect(),
             open: true,
             address: None,
+            capacity: None,
         }
     }
 

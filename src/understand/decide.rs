@@ -356,6 +356,24 @@ pub fn decide(
             )
         }
     };
+    // A party larger than the whole room could never be seated: a person
+    // answers it, the waitlist would only hide it.
+    if let Action::Register {
+        conference,
+        attendees,
+    }
+    | Action::Update {
+        conference,
+        attendees,
+    } = &action
+        && let Some(conf) = ctx.conferences.iter().find(|c| c.id == *conference)
+        && let Some(reason) = attendees
+            .iter()
+            .find_map(|a| super::never_seated(a.party_size, conf.capacity))
+    {
+        why.push(Step::logic("capacity", reason.clone()));
+        return (language, review(reason, Some(conference.clone())));
+    }
     if matches!(action, Action::Register { .. } | Action::Update { .. })
         && !why.steps.iter().any(|s| s.text.is_some())
     {
@@ -900,6 +918,7 @@ fn attendees(
         notes: Vec::new(),
         language,
         address_note: None,
+        party_stated: false,
     };
 
     if listed.is_empty() {
@@ -918,6 +937,9 @@ fn attendees(
             size = size.max(1 + c);
         }
         a.party_size = size.max(1 + companions.len() as u32);
+        // "ich komme alleine", "just me": an update that shrinks the party
+        // to the sender says so; without it party 1 means "unchanged".
+        a.party_stated = update && (party.is_stated() || form.total.is_some());
         a.companions = companions;
         a.workshops = workshops;
         a.notes = notes;

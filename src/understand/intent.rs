@@ -48,12 +48,25 @@ pub struct Reading {
 /// Folds a sentence and blanks out words about registering that are no
 /// request ("Anmeldebestätigung", "findet … statt").
 fn prepare(v: &Vocabulary, sentence: &str) -> String {
-    let mut f = fold(sentence);
-    let spans: Vec<(usize, usize)> = v.section("not_a_request").find_iter(&f).collect();
-    for (start, end) in spans.into_iter().rev() {
-        f.replace_range(start..end, " ");
+    without(v, "not_a_request", &fold(sentence))
+}
+
+/// The folded text `f` with every phrase of `section` blanked out.
+fn without(v: &Vocabulary, section: &str, f: &str) -> String {
+    // The phrases' matches come phrase by phrase: sorted, overlaps merged.
+    let mut spans: Vec<(usize, usize)> = v.section(section).find_iter(f).collect();
+    spans.sort_unstable();
+    let mut out = String::with_capacity(f.len());
+    let mut last = 0;
+    for (start, end) in spans {
+        if start >= last {
+            out.push_str(&f[last..start]);
+            out.push(' ');
+        }
+        last = last.max(end);
     }
-    f
+    out.push_str(&f[last..]);
+    out
 }
 
 /// The clauses of a folded sentence: split at `,` `;` and contrast words.
@@ -190,7 +203,10 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
                 }
                 let mut companion_only_here = true;
                 for clause in cl {
-                    if !is("companion_subject", clause) || is("self", clause) {
+                    // "my colleague can't join us": the writer is who the
+                    // companion comes with, not who cancels.
+                    let clause = without(v, "with_writer", clause);
+                    if !is("companion_subject", &clause) || is("self", &clause) {
                         companion_only_here = false;
                     }
                 }
@@ -395,6 +411,18 @@ mod tests {
         );
         assert_eq!(
             intent("Leider kann ich nicht kommen, auch meine Kollegin nicht."),
+            Intent::Cancel
+        );
+        assert_eq!(
+            intent("My colleague can't join us after all, so it will be just me."),
+            Intent::PartialCancel
+        );
+        assert_eq!(
+            intent("Mein Mann kann leider nicht mit mir kommen, ich komme alleine."),
+            Intent::PartialCancel
+        );
+        assert_eq!(
+            intent("My wife and I can't join you after all."),
             Intent::Cancel
         );
     }
