@@ -114,6 +114,12 @@ pub fn is_request(v: &Vocabulary, sentence: &str) -> bool {
     v.is_match("request", &prepare(v, sentence))
 }
 
+/// Pictographs (symbols and emoji from U+2600 on: 👍 🙏 ✅) and nothing
+/// alphanumeric; dashes, bullets and ellipses are not enough.
+fn is_pictographs(sentence: &str) -> bool {
+    !sentence.chars().any(char::is_alphanumeric) && sentence.chars().any(|c| c >= '\u{2600}')
+}
+
 fn is_question(sentence: &str) -> bool {
     let t = sentence.trim_end();
     t.ends_with('?') || t.ends_with("?)") || t.contains("? ")
@@ -163,6 +169,12 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
             prior = true;
         }
         let words = f.split_whitespace().count();
+        // "👍" alone: an acknowledgement in pictographs, no words at all.
+        if in_body && is_pictographs(s) {
+            thanks += 1;
+            fired.push(step(v, "thanks", &f, s).noted("only pictographs"));
+            continue;
+        }
         if in_body && words > 0 {
             if is("thanks", &f) && words <= 12 && !is("register", &f) && !is("cancel", &f) {
                 thanks += 1;
@@ -389,6 +401,8 @@ mod tests {
     fn confirmation_words_are_noise() {
         assert_eq!(intent("Danke für die Anmeldebestätigung!"), Intent::Unclear);
         assert!(read(&BUILTIN_VOCABULARY, "Vielen Dank!", None, false).thanks_only);
+        assert!(read(&BUILTIN_VOCABULARY, "👍", None, false).thanks_only);
+        assert!(!read(&BUILTIN_VOCABULARY, "👍 Ich komme mit.", None, false).thanks_only);
         assert_eq!(
             intent("Die Konferenz findet am 15.10. statt, oder?"),
             Intent::Question
