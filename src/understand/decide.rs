@@ -248,20 +248,7 @@ pub fn decide(
 
     // "Anmeldung anbei" with a filled-in PDF form: the details are in the file.
     let own_words = speaker.own.split_whitespace().count();
-    let mentions_attachment = {
-        let f = text::fold(&speaker.own);
-        [
-            "anbei",
-            "im anhang",
-            "beigefuegt",
-            "angehaengt",
-            "attached",
-            "attachment",
-            "formular",
-        ]
-        .iter()
-        .any(|w| f.contains(w))
-    };
+    let mentions_attachment = v.is_match("attachment_mention", &text::fold(&speaker.own));
     if !mail.attachments.is_empty()
         && (own_words < 25 || mentions_attachment)
         && matches!(
@@ -952,24 +939,7 @@ fn attendees(
     let includes_sender_phrase = if prose {
         intent::registers_self(v, &speaker.own)
     } else {
-        let f = text::fold(&general);
-        [
-            "ich und",
-            "mich und",
-            "me and",
-            "myself and",
-            "und mich",
-            "and me",
-            "and myself",
-            "sowie mich",
-            "including me",
-            "including myself",
-            "mich selbst",
-            "mich eingeschlossen",
-            "ich selbst",
-        ]
-        .iter()
-        .any(|p| f.contains(p))
+        v.is_match("includes_writer", &text::fold(&general))
     };
     let mut own_address: Vec<&people::Listed> = Vec::new();
     let mut separate: Vec<&people::Listed> = Vec::new();
