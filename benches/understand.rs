@@ -58,6 +58,7 @@ fn conferences() -> Vec<ConferenceRef> {
                 .collect(),
             open: c["open"].as_bool().unwrap_or(true),
             address: c["address"].as_str().map(str::to_string),
+            capacity: c["capacity"].as_u64().and_then(|n| u32::try_from(n).ok()),
         })
         .collect()
 }

@@ -66,6 +66,7 @@ impl App {
                     .collect(),
                 open: c.is_open(now),
                 address: c.address.clone(),
+                capacity: c.capacity,
             })
             .collect()
     }

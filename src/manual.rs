@@ -91,6 +91,7 @@ pub async fn add(
             .collect(),
         language: new.language.unwrap_or(app.config.defaults.language),
         address_note: Some("added by an organizer".into()),
+        party_stated: false,
     };
     let mode = if new.force {
         Mode::Force

@@ -161,16 +161,10 @@ impl Registrar<'_> {
                 for a in attendees {
                     // A party larger than the whole room could never be seated:
                     // the waitlist would only hide it.
-                    if let Some(capacity) = conf.capacity
-                        && a.party_size > capacity
+                    if let Some(reason) =
+                        crate::understand::never_seated(a.party_size, conf.capacity)
                     {
-                        return Ok(Outcome::review(
-                            format!(
-                                "a party of {} for a room of {capacity} places could never be seated; please answer by hand",
-                                a.party_size
-                            ),
-                            Some(conf.id.clone()),
-                        ));
+                        return Ok(Outcome::review(reason, Some(conf.id.clone())));
                     }
                     if let Some(reason) = growth_beyond_capacity(tx, conf, a).await? {
                         return Ok(Outcome::review(reason, Some(conf.id.clone())));
@@ -372,6 +366,8 @@ impl Registrar<'_> {
         let email = EmailAddress::parse(&a.email)?;
         let existing = tx.registration(&conf.id, &email).await?;
         let party_size = a.party_size.max(1);
+        // A confirmed party that shrinks frees places for the waitlist.
+        let mut freed = false;
         let (mut reg, updated) = match existing {
             Some(old) if old.status != Status::Cancelled => {
                 let mut r = old.clone();
@@ -382,7 +378,7 @@ impl Registrar<'_> {
                     r.organization = a.organization.clone();
                 }
                 // An update that says nothing about the party leaves it as it was.
-                let party_named = party_size > 1 || !a.companions.is_empty();
+                let party_named = party_size > 1 || !a.companions.is_empty() || a.party_stated;
                 if mode != Mode::Update || party_named {
                     r.party_size = party_size;
                     r.companions = a.companions.clone();
@@ -417,6 +413,9 @@ impl Registrar<'_> {
                         r.status = Status::Waitlisted;
                     }
                 }
+                freed = old.status == Status::Confirmed
+                    && r.status == Status::Confirmed
+                    && r.party_size < old.party_size;
                 (r, true)
             }
             old => {
@@ -475,7 +474,13 @@ impl Registrar<'_> {
         } else {
             Kind::Confirmation
         };
-        self.answer(tx, conf, &reg, kind, updated, actor, now).await
+        let (mut queued, note) = self
+            .answer(tx, conf, &reg, kind, updated, actor, now)
+            .await?;
+        if freed {
+            queued += self.promote(tx, conf, now).await?;
+        }
+        Ok((queued, note))
     }
 
     /// Ask a pending registration to confirm: a new token, or the open one again.

@@ -90,6 +90,7 @@ pub fn action_for(
             notes: vec![],
             language: understood.language,
             address_note: None,
+            party_stated: false,
         })
     };
     let Some(c) = correction else {
@@ -290,6 +291,7 @@ workshops = [{ id = "w1", title = "Eins" }, { id = "w2", title = "Zwei" }]
                 notes: vec!["Rollstuhl".into()],
                 language: Language::De,
                 address_note: None,
+                party_stated: false,
             }],
         };
         let c = Correction {

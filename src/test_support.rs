@@ -70,6 +70,7 @@ pub fn attendee(email: &str, name: &str, party_size: u32) -> Attendee {
         notes: vec![],
         language: Language::De,
         address_note: None,
+        party_stated: false,
     }
 }
 

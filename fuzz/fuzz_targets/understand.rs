@@ -19,6 +19,7 @@ fn conferences() -> Vec<ConferenceRef> {
             workshops: ws(&[("w1", "Teilhabe in Gremien"), ("w2", "Antidiskriminierung"), ("w3", "Bildung und Sprache")]),
             open: true,
             address: None,
+            capacity: Some(30),
         },
         ConferenceRef {
             id: "lip-2".into(),
@@ -27,6 +28,7 @@ fn conferences() -> Vec<ConferenceRef> {
             workshops: ws(&[("d1", "Bildung"), ("d2", "Jugend")]),
             open: true,
             address: Some("lip@example.org".into()),
+            capacity: None,
         },
     ]
 }

@@ -320,6 +320,46 @@ async fn a_growing_party_keeps_its_places_in_a_full_room() {
     assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
 }
 
+/// Issue 11: a companion dropping out ("mein Mann kommt doch nicht mit")
+/// shrinks the party; the freed place promotes the waitlist. An update of
+/// party 1 that does not state the party (a workshop change) keeps it.
+#[tokio::test]
+async fn a_party_that_shrinks_frees_places_for_the_waitlist() {
+    let ta = t::app(SINGLE_FULL).await;
+    let app = &ta.app;
+    let now = utc("2099-10-01T10:00:00Z");
+    t::register(app, "fishbowl", "ayse@example.net", 2, now).await;
+    t::register(app, "fishbowl", "omar@example.net", 2, now).await;
+    assert_eq!(status(app, "omar@example.net").await, Status::Waitlisted);
+    let party = |email: &str, stated: bool| {
+        let mut a = t::attendee(email, "Ayşe Yılmaz", 1);
+        a.party_stated = stated;
+        Action::Update {
+            conference: "fishbowl".into(),
+            attendees: vec![a],
+        }
+    };
+    let unstated = party("ayse@example.net", false);
+    assert_eq!(t::apply(app, &unstated, "ws-1", now).await, "recorded");
+    assert_eq!(status(app, "omar@example.net").await, Status::Waitlisted);
+    let alone = party("ayse@example.net", true);
+    assert_eq!(t::apply(app, &alone, "alone-1", now).await, "recorded");
+    let regs = app.store.registrations("fishbowl", true).await.unwrap();
+    let sizes: Vec<(&str, Status, u32)> = regs
+        .iter()
+        .map(|r| (r.email.as_str(), r.status, r.party_size))
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("ayse@example.net", Status::Confirmed, 1),
+            ("omar@example.net", Status::Confirmed, 2)
+        ]
+    );
+    let (item, _) = last(app).await;
+    assert_eq!(item.kind, "promotion");
+}
+
 /// Issue 11: the answer to our opt-in request lost its token (written to the
 /// main address, subject rewritten): our own thread is as good as the token
 /// when the registrant answers; a stranger in the thread confirms nothing.

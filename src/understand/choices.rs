@@ -410,7 +410,11 @@ fn moved_away(toks: &[String], pos: usize) -> bool {
             | "not" => true,
             "instead" => window.get(i + 1).is_some_and(|n| n == "of"),
             "rather" => window.get(i + 1).is_some_and(|n| n == "than"),
-            "nicht" => window.get(i + 1).is_some_and(|n| n == "mehr"),
+            // "Workshop 3, nicht Workshop 2" — but "nicht nur WS 2" keeps it.
+            "nicht" => window.get(i + 1).is_none_or(|n| n != "nur"),
+            // "ich bin angemeldet, Workshop Antidiskriminierung. Bitte auf …":
+            // the choice named right after the old registration is the old one.
+            "angemeldet" | "registered" | "gebucht" | "booked" | "eingetragen" => true,
             "no" => window.get(i + 1).is_some_and(|n| n == "longer"),
             _ => false,
         };
@@ -710,6 +714,7 @@ mod tests {
                 .collect(),
             open: true,
             address: None,
+            capacity: None,
         }
     }
 
@@ -787,6 +792,12 @@ mod tests {
             false,
         );
         assert_eq!(r, vec!["w1"]);
+        for s in [
+            "Ich habe mich vertan: Ich meinte Workshop 1, nicht Workshop 3.",
+            "Ich bin angemeldet, Workshop Bildung und Sprache. Bitte auf Teilhabe in Gremien umbuchen.",
+        ] {
+            assert_eq!(workshops(s, &miko(), false, true, false), vec!["w1"], "{s}");
+        }
         let r = workshops(
             "Ich hatte mich für Workshop 2 angemeldet, möchte aber lieber in Workshop 4.",
             &miko(),

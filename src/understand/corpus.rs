@@ -26,6 +26,8 @@ struct ConferenceJson {
     open: bool,
     #[serde(default)]
     address: Option<String>,
+    #[serde(default)]
+    capacity: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -106,6 +108,7 @@ impl MailContext {
                     })
                     .collect(),
                 address: c.address,
+                capacity: c.capacity,
             })
             .collect();
         MailContext {

@@ -248,20 +248,7 @@ pub fn decide(
 
     // "Anmeldung anbei" with a filled-in PDF form: the details are in the file.
     let own_words = speaker.own.split_whitespace().count();
-    let mentions_attachment = {
-        let f = text::fold(&speaker.own);
-        [
-            "anbei",
-            "im anhang",
-            "beigefuegt",
-            "angehaengt",
-            "attached",
-            "attachment",
-            "formular",
-        ]
-        .iter()
-        .any(|w| f.contains(w))
-    };
+    let mentions_attachment = v.is_match("attachment_mention", &text::fold(&speaker.own));
     if !mail.attachments.is_empty()
         && (own_words < 25 || mentions_attachment)
         && matches!(
@@ -356,6 +343,24 @@ pub fn decide(
             )
         }
     };
+    // A party larger than the whole room could never be seated: a person
+    // answers it, the waitlist would only hide it.
+    if let Action::Register {
+        conference,
+        attendees,
+    }
+    | Action::Update {
+        conference,
+        attendees,
+    } = &action
+        && let Some(conf) = ctx.conferences.iter().find(|c| c.id == *conference)
+        && let Some(reason) = attendees
+            .iter()
+            .find_map(|a| super::never_seated(a.party_size, conf.capacity))
+    {
+        why.push(Step::logic("capacity", reason.clone()));
+        return (language, review(reason, Some(conference.clone())));
+    }
     if matches!(action, Action::Register { .. } | Action::Update { .. })
         && !why.steps.iter().any(|s| s.text.is_some())
     {
@@ -900,6 +905,7 @@ fn attendees(
         notes: Vec::new(),
         language,
         address_note: None,
+        party_stated: false,
     };
 
     if listed.is_empty() {
@@ -918,6 +924,9 @@ fn attendees(
             size = size.max(1 + c);
         }
         a.party_size = size.max(1 + companions.len() as u32);
+        // "ich komme alleine", "just me": an update that shrinks the party
+        // to the sender says so; without it party 1 means "unchanged".
+        a.party_stated = update && (party.is_stated() || form.total.is_some());
         a.companions = companions;
         a.workshops = workshops;
         a.notes = notes;
@@ -930,24 +939,7 @@ fn attendees(
     let includes_sender_phrase = if prose {
         intent::registers_self(v, &speaker.own)
     } else {
-        let f = text::fold(&general);
-        [
-            "ich und",
-            "mich und",
-            "me and",
-            "myself and",
-            "und mich",
-            "and me",
-            "and myself",
-            "sowie mich",
-            "including me",
-            "including myself",
-            "mich selbst",
-            "mich eingeschlossen",
-            "ich selbst",
-        ]
-        .iter()
-        .any(|p| f.contains(p))
+        v.is_match("includes_writer", &text::fold(&general))
     };
     let mut own_address: Vec<&people::Listed> = Vec::new();
     let mut separate: Vec<&people::Listed> = Vec::new();

@@ -26,6 +26,7 @@ pub fn classify(mail: &Mail, mailbox: &str, v: &Vocabulary) -> Option<Action> {
 /// Calendar replies and mailing-list digests that carry no header saying so.
 fn machine_mail(mail: &Mail, v: &Vocabulary) -> Option<String> {
     let calendar_part = mail.content_type == "text/calendar"
+        || mail.calendar_method.is_some()
         || mail
             .attachments
             .iter()
@@ -34,6 +35,7 @@ fn machine_mail(mail: &Mail, v: &Vocabulary) -> Option<String> {
         .content_type_params
         .iter()
         .any(|(n, val)| n == "method" && !val.eq_ignore_ascii_case("publish"))
+        || mail.calendar_method.as_deref() == Some("reply")
         || mail.body.contains("METHOD:REPLY");
     let says_reply = v.is_match("calendar_reply", &fold(&mail.subject))
         || v.is_match(

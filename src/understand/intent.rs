@@ -48,12 +48,25 @@ pub struct Reading {
 /// Folds a sentence and blanks out words about registering that are no
 /// request ("Anmeldebestätigung", "findet … statt").
 fn prepare(v: &Vocabulary, sentence: &str) -> String {
-    let mut f = fold(sentence);
-    let spans: Vec<(usize, usize)> = v.section("not_a_request").find_iter(&f).collect();
-    for (start, end) in spans.into_iter().rev() {
-        f.replace_range(start..end, " ");
+    without(v, "not_a_request", &fold(sentence))
+}
+
+/// The folded text `f` with every phrase of `section` blanked out.
+fn without(v: &Vocabulary, section: &str, f: &str) -> String {
+    // The phrases' matches come phrase by phrase: sorted, overlaps merged.
+    let mut spans: Vec<(usize, usize)> = v.section(section).find_iter(f).collect();
+    spans.sort_unstable();
+    let mut out = String::with_capacity(f.len());
+    let mut last = 0;
+    for (start, end) in spans {
+        if start >= last {
+            out.push_str(&f[last..start]);
+            out.push(' ');
+        }
+        last = last.max(end);
     }
-    f
+    out.push_str(&f[last..]);
+    out
 }
 
 /// The clauses of a folded sentence: split at `,` `;` and contrast words.
@@ -99,6 +112,12 @@ pub fn asks_for_confirmation(v: &Vocabulary, subject: &str) -> bool {
 /// is a request, not a question needing a personal answer.
 pub fn is_request(v: &Vocabulary, sentence: &str) -> bool {
     v.is_match("request", &prepare(v, sentence))
+}
+
+/// Pictographs (symbols and emoji from U+2600 on: 👍 🙏 ✅) and nothing
+/// alphanumeric; dashes, bullets and ellipses are not enough.
+fn is_pictographs(sentence: &str) -> bool {
+    !sentence.chars().any(char::is_alphanumeric) && sentence.chars().any(|c| c >= '\u{2600}')
 }
 
 fn is_question(sentence: &str) -> bool {
@@ -150,6 +169,12 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
             prior = true;
         }
         let words = f.split_whitespace().count();
+        // "👍" alone: an acknowledgement in pictographs, no words at all.
+        if in_body && is_pictographs(s) {
+            thanks += 1;
+            fired.push(step(v, "thanks", &f, s).noted("only pictographs"));
+            continue;
+        }
         if in_body && words > 0 {
             if is("thanks", &f) && words <= 12 && !is("register", &f) && !is("cancel", &f) {
                 thanks += 1;
@@ -190,7 +215,10 @@ pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested:
                 }
                 let mut companion_only_here = true;
                 for clause in cl {
-                    if !is("companion_subject", clause) || is("self", clause) {
+                    // "my colleague can't join us": the writer is who the
+                    // companion comes with, not who cancels.
+                    let clause = without(v, "with_writer", clause);
+                    if !is("companion_subject", &clause) || is("self", &clause) {
                         companion_only_here = false;
                     }
                 }
@@ -373,6 +401,8 @@ mod tests {
     fn confirmation_words_are_noise() {
         assert_eq!(intent("Danke für die Anmeldebestätigung!"), Intent::Unclear);
         assert!(read(&BUILTIN_VOCABULARY, "Vielen Dank!", None, false).thanks_only);
+        assert!(read(&BUILTIN_VOCABULARY, "👍", None, false).thanks_only);
+        assert!(!read(&BUILTIN_VOCABULARY, "👍 Ich komme mit.", None, false).thanks_only);
         assert_eq!(
             intent("Die Konferenz findet am 15.10. statt, oder?"),
             Intent::Question
@@ -395,6 +425,18 @@ mod tests {
         );
         assert_eq!(
             intent("Leider kann ich nicht kommen, auch meine Kollegin nicht."),
+            Intent::Cancel
+        );
+        assert_eq!(
+            intent("My colleague can't join us after all, so it will be just me."),
+            Intent::PartialCancel
+        );
+        assert_eq!(
+            intent("Mein Mann kann leider nicht mit mir kommen, ich komme alleine."),
+            Intent::PartialCancel
+        );
+        assert_eq!(
+            intent("My wife and I can't join you after all."),
             Intent::Cancel
         );
     }

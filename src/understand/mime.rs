@@ -53,6 +53,11 @@ pub struct Mail {
     pub attachments: Vec<String>,
     /// Messages attached as `message/rfc822` (e.g. "forward as attachment").
     pub attached: Vec<Mail>,
+    /// The iCalendar method (lowercased: "reply", "request", …) of a
+    /// `text/calendar` part anywhere in the message, also one that is only
+    /// an alternative to the text (Outlook's "Accepted:" replies); empty
+    /// when the part names none.
+    pub calendar_method: Option<String>,
     /// Why the body could not be read, if it could not.
     pub decode_problem: Option<String>,
     /// The message had no header fields at all (binary noise, empty input).
@@ -211,6 +216,19 @@ fn read_bodies(message: &Message<'_>, mail: &mut Mail, depth: usize) {
                 )
             })
             .unwrap_or_default();
+        if ct == "text/calendar" && mail.calendar_method.is_none() {
+            let method = part
+                .content_type()
+                .and_then(|c| c.attribute("method"))
+                .map(str::to_string)
+                .or_else(|| {
+                    let text = part_text(message, idx).ok()?;
+                    let line = text.lines().find(|l| l.starts_with("METHOD:"))?;
+                    Some(line["METHOD:".len()..].to_string())
+                })
+                .unwrap_or_default();
+            mail.calendar_method = Some(method.trim().to_ascii_lowercase());
+        }
         if (ct == "message/delivery-status" || ct == "message/global-delivery-status")
             && let Some(bytes) = part_bytes(message, idx)
         {

@@ -60,6 +60,9 @@ pub struct ConferenceRef {
     pub open: bool,
     /// Optional per-conference address, e.g. "fishbowl@example.org".
     pub address: Option<String>,
+    /// Places in the room (party sizes count), if limited: a party larger
+    /// than the whole room could never be seated and goes to a person.
+    pub capacity: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +246,25 @@ pub struct Attendee {
     pub language: Language,
     /// E.g. why Reply-To was used instead of From.
     pub address_note: Option<String>,
+    /// An update states the party anew ("ich komme alleine", "just me"):
+    /// it replaces the old party even when it is the sender alone. Without
+    /// it an update of party 1 says nothing about the party.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub party_stated: bool,
+}
+
+/// Why a party of `party_size` could never be seated in a room of `capacity`
+/// places; `None` when it fits or the room is unlimited. Asked by the
+/// understanding step (its context knows the capacity) and by the store,
+/// which applies every registration: such a party goes to a person, never
+/// to the waitlist.
+pub fn never_seated(party_size: u32, capacity: Option<u32>) -> Option<String> {
+    let capacity = capacity?;
+    (party_size > capacity).then(|| {
+        format!(
+            "a party of {party_size} for a room of {capacity} places could never be seated; please answer by hand"
+        )
+    })
 }
 
 /// Reads one raw mail and says what to do with it. Never panics.
@@ -468,7 +490,45 @@ mod tests {
                 .collect(),
             open: true,
             address: None,
+            capacity: None,
         }]
+    }
+
+    /// A party larger than the whole room goes to a person, with the
+    /// capacity named; the same party fits a room without a limit.
+    #[test]
+    fn a_party_larger_than_the_room_goes_to_review() {
+        let mail = b"From: Kirsten Hansen <k.hansen@example.de>\r\nTo: anmeldung@example.org\r\n\
+            Subject: Anmeldung\r\nMessage-ID: <class-1@example.de>\r\n\
+            Content-Type: text/plain; charset=utf-8\r\n\r\n\
+            Hiermit melde ich mich mit meiner Klasse an, wir sind insgesamt 12 Personen.\r\n\r\nKirsten Hansen\r\n";
+        let mut confs = conferences();
+        let ctx = |confs: &[ConferenceRef]| {
+            understand(
+                mail,
+                &Context {
+                    conferences: confs,
+                    mailbox_address: "anmeldung@example.org",
+                    thread_conference: None,
+                    default_language: Language::De,
+                },
+            )
+        };
+        assert!(
+            matches!(&ctx(&confs).action, Action::Register { attendees, .. } if attendees[0].party_size == 12)
+        );
+        confs[0].capacity = Some(10);
+        let u = ctx(&confs);
+        match &u.action {
+            Action::Review { reason, conference } => {
+                assert!(reason.contains("party of 12 for a room of 10"), "{reason}");
+                assert_eq!(conference.as_deref(), Some("miko-2027"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(u.explanation.steps.iter().any(|s| s.rule == "capacity"));
+        assert_eq!(never_seated(10, Some(10)), None);
+        assert_eq!(never_seated(500, None), None);
     }
 
     const TURKISH_MAIL: &str = "From: Emre Dogan <emre@example.com.tr>\r\nTo: anmeldung@example.org\r\n\

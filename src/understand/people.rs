@@ -864,7 +864,7 @@ static NEGATED_COMING: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static ALONE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:allein|alleine|alone|by myself|on my own|nur ich|only me|only myself)\b")
+    Regex::new(r"\b(?:allein|alleine|alone|by myself|on my own|nur ich|only me|only myself|just me|just myself)\b")
         .expect("regex")
 });
 

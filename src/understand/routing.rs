@@ -299,6 +299,7 @@ mod tests {
                 .collect(),
             open: true,
             address: None,
+            capacity: None,
         };
         vec![
             c(

@@ -98,6 +98,7 @@ fn person(email: &str, name: Option<String>) -> minijinja::Value {
         notes: vec![],
         language: crate::config::Language::De,
         address_note: None,
+        party_stated: false,
     })
 }
 

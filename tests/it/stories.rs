@@ -168,3 +168,110 @@ fn every_cli_command_works_on_postgres() {
     let out = app.ok(&["forget", "jan@example.pl"]);
     assert!(out.contains("erased 1 registration"), "{out}");
 }
+
+on_both_backends!(a_companion_dropping_out_frees_places_for_the_waitlist);
+
+fn reply(name: &str, addr: &str, our_id: &str, id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {name} <{addr}>\r\nTo: {MAILBOX}\r\nSubject: AW: Anmeldebestätigung: Fishbowl-Diskussion Hainholz\r\n\
+         In-Reply-To: {our_id}\r\nReferences: {our_id}\r\n\
+         Message-ID: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Issue 11: "mein Mann kommt doch nicht mit" is a smaller party, not a
+/// cancellation: the writer stays confirmed with the party the reply states,
+/// and the freed place goes to the waitlist (a promotion mail). In English
+/// too ("my wife can't join us after all, so it will be just me"), where
+/// "us" once made it the writer's own cancellation. Fishbowl has 3 places.
+fn a_companion_dropping_out_frees_places_for_the_waitlist(backend: Backend) {
+    let (dovecot, sink) = servers();
+    let app = Rsvpd::on(backend, &dovecot, &sink);
+    let status = |email: &str| {
+        app.attendees("fishbowl-hainholz", true)
+            .into_iter()
+            .find(|a| a["email"] == email)
+            .map(|a| (a["status"].to_string(), a["party_size"].to_string()))
+    };
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Sevgi Arslan",
+            "sevgi@example.net",
+            MAILBOX,
+            "Anmeldung Fishbowl",
+            "fb-1@example.net",
+            "Hallo,\r\n\r\nich melde mich mit meinem Mann zur Fishbowl-Diskussion an.\r\n\r\nSevgi Arslan",
+        ),
+    );
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Omar Haddad",
+            "omar@example.net",
+            MAILBOX,
+            "Anmeldung Fishbowl",
+            "fb-2@example.net",
+            "Hallo,\r\n\r\nich melde mich mit meiner Frau zur Fishbowl-Diskussion an.\r\n\r\nOmar Haddad",
+        ),
+    );
+    app.run_once();
+    let confirmed = |n: &str| Some(("\"confirmed\"".to_string(), n.to_string()));
+    assert_eq!(status("sevgi@example.net"), confirmed("2"));
+    assert_eq!(
+        status("omar@example.net"),
+        Some(("\"waitlisted\"".to_string(), "2".to_string()))
+    );
+    let sent = sink.wait_for(2, WAIT);
+    let our_id = |to: &str| {
+        sent.iter()
+            .find(|m| m.rcpt_to == [to])
+            .and_then(|m| m.header("Message-ID"))
+            .expect("an answer with a Message-ID")
+    };
+    let sevgi_id = our_id("sevgi@example.net");
+    let omar_id = our_id("omar@example.net");
+
+    dovecot.deliver(
+        MAILBOX,
+        &reply(
+            "Sevgi Arslan",
+            "sevgi@example.net",
+            &sevgi_id,
+            "fb-3@example.net",
+            "Hallo,\r\nmein Mann kommt doch nicht mit, ich komme alleine.\r\nGrüße\r\nSevgi Arslan",
+        ),
+    );
+    app.run_once();
+    assert_eq!(
+        status("sevgi@example.net"),
+        confirmed("1"),
+        "still coming, alone"
+    );
+    assert_eq!(status("omar@example.net"), confirmed("2"), "promoted");
+    let sent = sink.wait_for(4, WAIT);
+    assert!(
+        sent.iter().any(|m| m.rcpt_to == ["omar@example.net"]
+            && mail_parser::MessageParser::default()
+                .parse(&m.raw)
+                .and_then(|p| p.subject().map(|s| s.starts_with("Ein Platz ist frei")))
+                .unwrap_or(false)),
+        "a promotion mail"
+    );
+
+    dovecot.deliver(
+        MAILBOX,
+        &reply(
+            "Omar Haddad",
+            "omar@example.net",
+            &omar_id,
+            "fb-4@example.net",
+            "Hi,\r\n\r\nmy wife can't join us after all, so it will be just me.\r\n\r\nBest,\r\nOmar Haddad",
+        ),
+    );
+    app.run_once();
+    assert_eq!(status("omar@example.net"), confirmed("1"), "not cancelled");
+    let outcomes: Vec<String> = app.inbound().into_iter().map(|i| i.1).collect();
+    assert_eq!(outcomes, ["recorded"; 4]);
+}
