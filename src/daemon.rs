@@ -9,20 +9,28 @@
 //! is retried). Errors in a step are logged and retried with backoff; they never
 //! end the daemon. SIGHUP reloads the configuration: the new one is opened
 //! first, then the old workers stop and new ones start.
+//!
+//! Only one process reads the mailbox (`storage::reader`). The mailbox worker
+//! stands by until it holds the reader's lease, reads while it holds it, and
+//! stands by again when it loses it; the schedule and outbox workers run in
+//! every instance regardless. The lease outlives a SIGHUP reload (the new
+//! worker takes it over). On SQLite a second daemon is refused at start; a
+//! `run --once` beside a daemon leaves the mailbox to it.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, DatabaseConfig};
 use crate::mailbox::{self, Source};
 use crate::mailer::Transport;
 use crate::outbox::{self, Step};
 use crate::schedule;
+use crate::storage::{ReaderLease, ReaderRole, Reading, is_fenced};
 use crate::web;
 
 /// `rsvpd run --once`: drain the mailbox, then the due schedules, then send
@@ -30,10 +38,25 @@ use crate::web;
 pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;
-    let mut source = Source::new(&app.config);
-    let handled = mailbox::drain(&app, &mut source)
-        .await
-        .context("reading the mailbox")?;
+    let reading = app
+        .store
+        .try_read_mailbox(ReaderRole::Once, Duration::ZERO)
+        .await?;
+    let handled = match reading {
+        Reading::Granted(lease) => {
+            let mut source = Source::new(&app.config);
+            let handled = mailbox::drain(&app, &mut source, lease.fence()).await;
+            // Given back before the rest, so a daemon waiting for it reads on.
+            lease.release().await;
+            handled.context("reading the mailbox")?
+        }
+        Reading::Busy(holder) => {
+            info!(
+                "the mailbox is read by another rsvpd ({holder}); leaving it to that one and running only the due schedules and the outbox"
+            );
+            0
+        }
+    };
     let scheduled = schedule::drain(&app, chrono::Utc::now())
         .await
         .context("running the due schedules")?;
@@ -58,6 +81,15 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The mailbox reader's lease between two mailbox workers: taken at start
+/// (SQLite), handed from the old worker to the new one across a reload, given
+/// back at shutdown.
+type ReaderSlot = Arc<Mutex<Option<ReaderLease>>>;
+
+fn take_lease(slot: &ReaderSlot) -> Option<ReaderLease> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 /// The workers of one configuration.
 struct Running {
     app: Arc<App>,
@@ -73,10 +105,10 @@ async fn prepare(config: Config) -> anyhow::Result<(Arc<App>, Transport)> {
     Ok((app, transport))
 }
 
-fn start((app, transport): (Arc<App>, Transport)) -> Running {
+fn start((app, transport): (Arc<App>, Transport), reader: &ReaderSlot) -> Running {
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = vec![
-        tokio::spawn(mailbox_loop(app.clone(), stop_rx.clone())),
+        tokio::spawn(mailbox_loop(app.clone(), reader.clone(), stop_rx.clone())),
         tokio::spawn(schedule_loop(app.clone(), stop_rx.clone())),
         tokio::spawn(outbox_loop(app.clone(), transport, stop_rx)),
     ];
@@ -126,19 +158,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // them cleanly, not kill the process by the signal's default action (the
     // shutdown and web tests hit that window on a loaded machine).
     let mut signals = Signals::install(watchdog_interval())?;
-    // The HTTP listener is bound first and lives as long as the daemon; a
-    // reload hands it the new `App` (see `web`).
-    let web_listen = config.web.as_ref().map(|w| w.listen);
-    let listener = match &config.web {
+    let prepared = prepare(config).await?;
+    let reader = ReaderSlot::default();
+    if matches!(prepared.0.config.database, DatabaseConfig::Sqlite { .. }) {
+        *reader.lock().unwrap_or_else(|p| p.into_inner()) = one_daemon(&prepared.0).await?;
+    }
+    // The HTTP listener is bound before the workers start and lives as long
+    // as the daemon; a reload hands it the new `App` (see `web`).
+    let web_listen = prepared.0.config.web.as_ref().map(|w| w.listen);
+    let listener = match &prepared.0.config.web {
         Some(w) => Some(web::bind(w).await?),
         None => None,
     };
-    let prepared = prepare(config).await?;
     let (app_tx, app_rx) = watch::channel(prepared.0.clone());
     let (web_stop_tx, web_stop_rx) = watch::channel(false);
     let web_task =
         listener.map(|l| tokio::spawn(web::serve(l, web::WebState::new(app_rx), web_stop_rx)));
-    let mut running = start(prepared);
+    let mut running = start(prepared, &reader);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(config = %path.display(), "rsvpd is running");
     while signals.next().await == Signal::Reload {
@@ -165,7 +201,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     // none reaches the old one's store after it is closed.
                     app_tx.send_replace(prepared.0.clone());
                     stop(running).await;
-                    running = start(prepared);
+                    running = start(prepared, &reader);
                     info!(config = %path.display(), "configuration reloaded");
                 }
             },
@@ -184,8 +220,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         warn!("HTTP requests did not finish within 5 s; stopping anyway");
     }
     stop(running).await;
+    if let Some(lease) = take_lease(&reader) {
+        lease.release().await;
+    }
     info!("stopped");
     Ok(())
+}
+
+/// SQLite is one daemon on one machine: take the mailbox reader's lock at
+/// start, and refuse to run beside another daemon. Beside a `run --once` the
+/// daemon starts, and its mailbox worker reads when that one is done.
+async fn one_daemon(app: &App) -> anyhow::Result<Option<ReaderLease>> {
+    match app
+        .store
+        .try_read_mailbox(ReaderRole::Daemon, Duration::ZERO)
+        .await?
+    {
+        Reading::Granted(lease) => {
+            info!(epoch = lease.epoch(), "this instance reads the mailbox");
+            Ok(Some(lease))
+        }
+        Reading::Busy(holder) if holder.role == Some(ReaderRole::Once) => {
+            info!("{holder} reads the mailbox now; this daemon reads it when that is done");
+            Ok(None)
+        }
+        Reading::Busy(holder) => bail!(
+            "another rsvpd already runs on the database {} ({holder}); a SQLite database serves one daemon: \
+             stop that one first (e.g. systemctl stop rsvpd), or move [database] url to PostgreSQL to run several",
+            app.config.database.describe()
+        ),
+    }
 }
 
 fn notify_systemd(state: &[sd_notify::NotifyState]) {
@@ -255,38 +319,151 @@ fn error_backoff(failures: u32) -> Duration {
     Duration::from_secs(secs + jitter)
 }
 
-async fn mailbox_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+/// How often a standby looks again when a look returns at once (SQLite, or
+/// an error); on PostgreSQL each look waits inside the lock for a while.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
+async fn mailbox_loop(app: Arc<App>, reader: ReaderSlot, mut stop: watch::Receiver<bool>) {
     let mut source = Source::new(&app.config);
+    loop {
+        let lease = match take_lease(&reader) {
+            Some(lease) if lease.is_for(&app.store) && !lease.is_lost() => lease,
+            held => {
+                // A lease for another database (the reload changed it), or lost.
+                if let Some(old) = held {
+                    old.release().await;
+                }
+                match stand_by(&app, &mut stop).await {
+                    Some(lease) => lease,
+                    None => return,
+                }
+            }
+        };
+        match read_mailbox(&app, &mut source, &lease, &mut stop).await {
+            ReaderEnd::Stopped => {
+                *reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease);
+                return;
+            }
+            ReaderEnd::Lost => {
+                warn!(
+                    epoch = lease.epoch(),
+                    "this instance lost the mailbox to another one; it stops reading and stands by"
+                );
+                source.reset();
+                lease.release().await;
+            }
+        }
+    }
+}
+
+/// Wait until this instance may read the mailbox; None when told to stop first.
+async fn stand_by(app: &App, stop: &mut watch::Receiver<bool>) -> Option<ReaderLease> {
+    let began = Instant::now();
+    let mut said: Option<String> = None;
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        let look = Instant::now();
+        let attempt = tokio::select! {
+            r = app.store.try_read_mailbox(ReaderRole::Daemon, crate::storage::STANDBY_WAIT) => r,
+            _ = stop.changed() => return None,
+        };
+        let wait = match attempt {
+            Ok(Reading::Granted(lease)) => {
+                if said.is_some() {
+                    info!(
+                        epoch = lease.epoch(),
+                        stood_by_s = began.elapsed().as_secs(),
+                        "this instance reads the mailbox now (the one before it stopped)"
+                    );
+                } else {
+                    info!(epoch = lease.epoch(), "this instance reads the mailbox");
+                }
+                return Some(lease);
+            }
+            Ok(Reading::Busy(holder)) => {
+                failures = 0;
+                if said.as_deref() != Some(holder.who.as_str()) {
+                    info!(
+                        "standing by: {holder} reads the mailbox; this instance takes over when it stops (sending and schedules run here meanwhile)"
+                    );
+                    said = Some(holder.who);
+                }
+                STANDBY_POLL.saturating_sub(look.elapsed())
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = error_backoff(failures);
+                error!(error = %format!("{e:#}"), retry_in = ?wait, "cannot find out who reads the mailbox");
+                wait
+            }
+        };
+        if pause(stop, wait).await {
+            return None;
+        }
+    }
+}
+
+enum ReaderEnd {
+    /// Told to stop; the lease is still held.
+    Stopped,
+    /// The lease is gone (see `storage::reader`).
+    Lost,
+}
+
+/// Read the mailbox while `lease` holds: checked before every step and while
+/// waiting for mail; a write after it was lost is refused (`Fenced`).
+async fn read_mailbox(
+    app: &App,
+    source: &mut Source,
+    lease: &ReaderLease,
+    stop: &mut watch::Receiver<bool>,
+) -> ReaderEnd {
     let poll = app.config.mailbox.poll_interval;
     let mut failures = 0u32;
-    while !*stop.borrow() {
-        match mailbox::step(&app, &mut source).await {
-            Ok(true) => failures = 0,
+    loop {
+        if *stop.borrow() {
+            return ReaderEnd::Stopped;
+        }
+        if lease.is_lost() {
+            return ReaderEnd::Lost;
+        }
+        // A step is not cut short when the lease is lost meanwhile: its
+        // commit is refused by the fence, and a transaction dropped half-way
+        // could leave its connection in the pool inside a transaction.
+        let wait = match mailbox::step(app, source, lease.fence()).await {
+            Ok(true) => {
+                failures = 0;
+                continue;
+            }
             Ok(false) => {
                 failures = 0;
-                let stopped = tokio::select! {
-                    r = source.wait(poll) => {
-                        if let Err(e) = r {
-                            warn!(error = %format!("{e:#}"), "waiting for mail failed; reconnecting");
-                            source.reset();
-                        }
-                        false
-                    }
-                    _ = stop.changed() => true,
-                };
-                if stopped {
-                    break;
-                }
+                None
+            }
+            Err(e) if is_fenced(&e) => {
+                warn!(error = %format!("{e:#}"), "a write of the mailbox reader was refused");
+                return ReaderEnd::Lost;
             }
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
                 error!(error = %format!("{e:#}"), retry_in = ?wait, "mailbox step failed");
                 source.reset();
-                if pause(&mut stop, wait).await {
-                    break;
+                Some(wait)
+            }
+        };
+        tokio::select! {
+            r = source.wait(poll), if wait.is_none() => {
+                if let Err(e) = r {
+                    warn!(error = %format!("{e:#}"), "waiting for mail failed; reconnecting");
+                    source.reset();
                 }
             }
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+            _ = stop.changed() => return ReaderEnd::Stopped,
+            _ = lease.lost() => return ReaderEnd::Lost,
         }
     }
 }

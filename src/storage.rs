@@ -82,12 +82,17 @@ mod claims;
 mod notify;
 mod postgres;
 mod privacy;
+mod reader;
 mod sqlite;
 mod types;
 
 pub use claims::lease_for;
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use privacy::{Erased, PersonData};
+pub use reader::{
+    Fence, Fenced, HEARTBEAT, Holder, READER_LOCK, ReaderLease, ReaderRole, Reading, STALE,
+    STANDBY_WAIT, is_fenced,
+};
 pub use types::Ts;
 
 /// A time as rsvpd shows and compares it: RFC 3339 UTC to the second.
@@ -331,6 +336,8 @@ pub struct Store {
     pool: Pool,
     /// This store's name in outbox claims (see `claims`).
     claimer: Arc<str>,
+    /// The database as a person recognises it (`DatabaseConfig::describe`).
+    database: String,
 }
 
 /// A write transaction; dropped without `commit`, it rolls back.
@@ -351,6 +358,7 @@ impl Store {
         Ok(Store {
             pool,
             claimer: claims::new_claimer().into(),
+            database: db.describe(),
         })
     }
 
@@ -551,13 +559,18 @@ impl Store {
         Ok(row.map(|(v, u)| (v as u32, u as u32)))
     }
 
+    /// Record how far the mailbox was read; refused with `Fenced` when
+    /// `fence` is a lease another reader has replaced.
     pub async fn set_mailbox_state(
         &self,
         source: &str,
         uidvalidity: u32,
         last_uid: u32,
+        fence: Fence,
     ) -> anyhow::Result<()> {
-        on_pool!(self, |c| {
+        let mut tx = self.begin().await?;
+        tx.check_fence(fence).await?;
+        on_tx!(tx, |c| {
             sqlx::query(
                 "INSERT INTO mailbox_state (source, uidvalidity, last_uid) VALUES ($1, $2, $3)
                  ON CONFLICT (source) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
@@ -565,12 +578,12 @@ impl Store {
             .bind(source)
             .bind(i64::from(uidvalidity))
             .bind(i64::from(last_uid))
-            .execute(c)
+            .execute(&mut *c)
             .await
             .map(|r| r.rows_affected())
         })
         .context("saving the mailbox state")?;
-        Ok(())
+        tx.commit().await
     }
 
     pub async fn close(&self) {

@@ -7,6 +7,10 @@
 //! `review_folder` when it needs a human. Mail is never deleted. The order is what
 //! makes crashes harmless: store first, then move; a message whose move was lost
 //! is seen again, found already handled by its location, and only moved.
+//!
+//! Only one process reads the mailbox at a time (`storage::reader`): the
+//! daemon's worker reads while it holds the reader's lease and passes the
+//! lease's fence to every write here.
 
 pub mod imap;
 pub mod maildir;
@@ -21,6 +25,7 @@ use crate::app::App;
 use crate::config::{Config, ImapServer, MailboxSource};
 use crate::failpoint::failpoint;
 use crate::pipeline::Processed;
+use crate::storage::Fence;
 
 /// One message waiting to be handled.
 pub struct Pending {
@@ -74,17 +79,19 @@ impl Source {
         }
     }
 
-    /// File a handled message away according to its outcome.
+    /// File a handled message away according to its outcome; the progress
+    /// recorded is fenced like the outcome was (see `storage::reader`).
     pub async fn file_away(
         &mut self,
         app: &App,
         msg: Pending,
         outcome: crate::storage::InboundOutcome,
+        fence: Fence,
     ) -> anyhow::Result<()> {
         let review = outcome == crate::storage::InboundOutcome::Review;
         match (self, msg.key) {
             (Source::Maildir(m), Key::File(path)) => m.file_away(&path, review),
-            (Source::Imap(s), Key::Uid(uid)) => s.file_away(app, uid, review).await,
+            (Source::Imap(s), Key::Uid(uid)) => s.file_away(app, uid, review, fence).await,
             _ => Err(anyhow!("a message was filed away by the wrong source")),
         }
     }
@@ -252,7 +259,13 @@ impl ImapSource {
         Ok(None)
     }
 
-    async fn file_away(&mut self, app: &App, uid: u32, review: bool) -> anyhow::Result<()> {
+    async fn file_away(
+        &mut self,
+        app: &App,
+        uid: u32,
+        review: bool,
+        fence: Fence,
+    ) -> anyhow::Result<()> {
         let state = self
             .state
             .as_ref()
@@ -270,7 +283,7 @@ impl ImapSource {
         if let Some(state) = self.state.as_mut() {
             state.last_uid = state.last_uid.max(uid);
             app.store
-                .set_mailbox_state(&key, uidvalidity, state.last_uid)
+                .set_mailbox_state(&key, uidvalidity, state.last_uid, fence)
                 .await?;
         }
         Ok(())
@@ -301,26 +314,31 @@ impl ImapSource {
 }
 
 /// Handle every message that is there now; returns how many were handled.
-pub async fn drain(app: &App, source: &mut Source) -> anyhow::Result<usize> {
+/// `fence` is the reader's (see `storage::reader`).
+pub async fn drain(app: &App, source: &mut Source, fence: Fence) -> anyhow::Result<usize> {
     let mut n = 0;
-    while step(app, source).await? {
+    while step(app, source, fence).await? {
         n += 1;
     }
     Ok(n)
 }
 
 /// Handle one message; false when there was none.
-pub async fn step(app: &App, source: &mut Source) -> anyhow::Result<bool> {
+pub async fn step(app: &App, source: &mut Source, fence: Fence) -> anyhow::Result<bool> {
     let Some(msg) = source.next(app).await? else {
         return Ok(false);
     };
     failpoint("after-fetch");
-    let processed = app.process(&msg.raw, &msg.location, msg.oversize).await?;
+    let processed = app
+        .process(&msg.raw, &msg.location, msg.oversize, fence)
+        .await?;
     failpoint("after-commit");
     if let Processed::AlreadyHandled(outcome) = &processed {
         debug!(location = %msg.location, %outcome, "already handled; filing it away");
     }
-    source.file_away(app, msg, processed.outcome()).await?;
+    source
+        .file_away(app, msg, processed.outcome(), fence)
+        .await?;
     failpoint("after-move");
     Ok(true)
 }
