@@ -14,14 +14,35 @@ use crate::config::{self, Config};
 use crate::daemon;
 use crate::mailbox::Source;
 use crate::mailer::Transport;
+use crate::manual::{self, NewRegistration};
 use crate::output::{Format, Table, print_json};
 use crate::pipeline::{Processed, hex_sha256};
-use crate::register::{Actor, Mode};
-use crate::storage::{EmailAddress, Fence, InboundOutcome, OutboxState, Store};
-use crate::understand::{self, Action, Attendee, Context};
+use crate::register::Actor;
+use crate::storage::{Fence, OutboxState, Store};
 
 fn load(path: &Path) -> anyhow::Result<Config> {
     Config::load(path)
+}
+
+/// `rsvpd hash-password`: the password on stdin (one line; the line break is
+/// not part of it) → an argon2id hash for `[[web.user]] password_hash`.
+pub fn hash_password() -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the password from stdin (it must be UTF-8 text)")?;
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
+    if password.is_empty() {
+        bail!(
+            "no password on stdin; type it after `rsvpd hash-password` and press Enter, then Ctrl+D, or pipe it in"
+        );
+    }
+    println!("{}", crate::web::auth::hash_password(password)?);
+    Ok(())
 }
 
 pub fn default_config() -> anyhow::Result<()> {
@@ -269,85 +290,10 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
     let config = load(path)?;
     known_conference(&config, conference)?;
     let app = App::open(config).await?;
-    let (_, raw) = app
-        .store
-        .review_raw(id)
-        .await?
-        .ok_or_else(|| anyhow!("no open review item {id}; `rsvpd review` lists them"))?;
-    // Read the mail again as if only this conference existed.
-    let refs: Vec<_> = app
-        .conference_refs()
-        .into_iter()
-        .filter(|c| c.id == conference)
-        .collect();
-    let ctx = Context {
-        conferences: &refs,
-        mailbox_address: &app.config.mailbox.address,
-        thread_conference: Some(conference),
-        default_language: app.config.defaults.language,
-    };
-    let understood = understand::understand(&raw, &ctx);
-    let action = match understood.action {
-        a @ (Action::Register { .. }
-        | Action::Update { .. }
-        | Action::Cancel { .. }
-        | Action::Confirm { .. }) => a,
-        _ => {
-            // The organizer decided this is a registration: register the sender.
-            let email = understood
-                .from
-                .clone()
-                .ok_or_else(|| anyhow!("review item {id} has no sender address to register"))?;
-            Action::Register {
-                conference: conference.to_string(),
-                attendees: vec![Attendee {
-                    email,
-                    name: None,
-                    organization: None,
-                    party_size: 1,
-                    companions: vec![],
-                    workshops: vec![],
-                    notes: vec![],
-                    language: understood.language,
-                    address_note: None,
-                }],
-            }
-        }
-    };
-    let message_id = understood
-        .message_id
-        .clone()
-        .unwrap_or_else(|| crate::pipeline::synthetic_message_id(&raw));
-    let now = Utc::now();
-    let mut tx = app.store.begin().await?;
-    let outcome = app
-        .registrar()
-        .apply(
-            &mut tx,
-            &action,
-            Actor::Mail {
-                message_id: &message_id,
-            },
-            now,
-        )
-        .await?;
-    if outcome.outcome == InboundOutcome::Review {
-        bail!(
-            "review item {id} still cannot be applied: {}",
-            outcome.reason.unwrap_or_default()
-        );
-    }
-    let reason = format!("assigned to {conference} by an organizer");
-    if !tx
-        .resolve_review(id, InboundOutcome::Recorded, &reason, Some(conference))
-        .await?
-    {
-        bail!("review item {id} was closed meanwhile");
-    }
-    tx.commit().await?;
+    let assigned = crate::review::assign(&app, id, conference, None, "an organizer").await?;
     println!(
-        "review item {id}: recorded for {conference}, {} mail(s) queued",
-        outcome.queued
+        "review item {id}: recorded for {}, {} mail(s) queued",
+        assigned.conference, assigned.queued
     );
     app.store.close().await;
     Ok(())
@@ -356,20 +302,11 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
 pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
     let config = load(path)?;
     let store = Store::open(&config.database).await?;
-    let mut tx = store.begin().await?;
-    if !tx
-        .resolve_review(
-            id,
-            InboundOutcome::Dismissed,
-            "dismissed by an organizer",
-            None,
-        )
-        .await?
-    {
+    let dismissed = crate::review::dismiss(&store, id, "an organizer").await?;
+    store.close().await;
+    if !dismissed {
         bail!("no open review item {id}; `rsvpd review` lists them");
     }
-    tx.commit().await?;
-    store.close().await;
     println!("review item {id} dismissed");
     Ok(())
 }
@@ -434,61 +371,32 @@ pub struct AddArgs {
 pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> anyhow::Result<()> {
     let config = load(path)?;
     let conf = known_conference(&config, conference)?.clone();
-    let email = EmailAddress::parse(email)?;
-    for w in &args.workshops {
-        if !conf.workshops.iter().any(|x| &x.id == w) {
-            let ids: Vec<&str> = conf.workshops.iter().map(|w| w.id.as_str()).collect();
-            bail!(
-                "conference {} has no workshop `{w}`; known: {}",
-                conf.id,
-                ids.join(", ")
-            );
-        }
-    }
     let language = match args.language.as_deref() {
-        None => config.defaults.language,
-        Some(l) => config::Language::parse(l)
-            .ok_or_else(|| anyhow!("--language must be de or en, not `{l}`"))?,
+        None => None,
+        Some(l) => Some(
+            config::Language::parse(l)
+                .ok_or_else(|| anyhow!("--language must be de or en, not `{l}`"))?,
+        ),
     };
     let app = App::open(config).await?;
-    let attendee = Attendee {
+    let new = NewRegistration {
         email: email.to_string(),
-        name: args.name.map(|n| crate::mailer::header_safe(&n)),
+        name: args.name,
         organization: args.organization,
-        party_size: args.party_size.max(1),
-        companions: vec![],
+        party_size: args.party_size,
         workshops: args.workshops,
         notes: args.notes,
         language,
-        address_note: Some("added by an organizer".into()),
+        force: args.force,
     };
-    let mut tx = app.store.begin().await?;
-    let (queued, note) = app
-        .registrar()
-        .register(
-            &mut tx,
-            &conf,
-            &attendee,
-            Actor::Cli { message_id: None },
-            if args.force {
-                Mode::Force
-            } else {
-                Mode::Register
-            },
-            Utc::now(),
-        )
-        .await?;
-    let status = tx
-        .registration(&conf.id, &email)
-        .await?
-        .map(|r| r.status.as_str())
-        .unwrap_or("?");
-    tx.commit().await?;
+    let added = manual::add(&app, &conf, new, Actor::Cli { message_id: None }).await?;
     println!(
-        "{} registered for {} ({status}); {queued} mail(s) queued{}",
-        email,
+        "{} registered for {} ({}); {} mail(s) queued{}",
+        added.email,
         conf.id,
-        note.map(|n| format!(" — {n}")).unwrap_or_default()
+        added.status.map(|s| s.as_str()).unwrap_or("?"),
+        added.queued,
+        added.note.map(|n| format!(" — {n}")).unwrap_or_default()
     );
     app.store.close().await;
     Ok(())
@@ -497,23 +405,8 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
 pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Result<()> {
     let config = load(path)?;
     let conf = known_conference(&config, conference)?.clone();
-    let email = EmailAddress::parse(email)?;
     let app = App::open(config).await?;
-    let mut tx = app.store.begin().await?;
-    let result = app
-        .registrar()
-        .cancel(
-            &mut tx,
-            &conf,
-            &email,
-            Actor::Cli { message_id: None },
-            Utc::now(),
-        )
-        .await?;
-    let Some((queued, _)) = result else {
-        bail!("{email} has no registration for {}", conf.id);
-    };
-    tx.commit().await?;
+    let queued = manual::cancel(&app, &conf, email, Actor::Cli { message_id: None }).await?;
     println!("{email} cancelled for {}; {queued} mail(s) queued", conf.id);
     app.store.close().await;
     Ok(())

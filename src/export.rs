@@ -1,5 +1,6 @@
 //! Attendee lists as organizers take them away: the CSV of `attendees --format
-//! csv` and of the digest's attachment, one format for both.
+//! csv`, of the digest's attachment and of the dashboard's download, one
+//! format for all.
 
 use crate::storage::{Registration, ts};
 
@@ -18,7 +19,19 @@ pub const CSV_HEADER: [&str; 10] = [
 
 /// Write `regs` as CSV (header first) into `out`.
 pub fn write_attendees_csv<W: std::io::Write>(out: W, regs: &[Registration]) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
+    write_attendees_csv_with(out, regs, b',')
+}
+
+/// Like [`write_attendees_csv`] with another field separator (German Excel
+/// expects `;`).
+pub fn write_attendees_csv_with<W: std::io::Write>(
+    out: W,
+    regs: &[Registration],
+    delimiter: u8,
+) -> anyhow::Result<()> {
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(out);
     w.write_record(CSV_HEADER)?;
     for r in regs {
         w.write_record([

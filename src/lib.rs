@@ -21,12 +21,14 @@ pub mod failpoint;
 pub mod localtime;
 pub mod mailbox;
 pub mod mailer;
+pub mod manual;
 pub mod mask;
 pub mod outbox;
 pub mod output;
 pub mod pipeline;
 pub mod privacy;
 pub mod register;
+pub mod review;
 pub mod schedule;
 pub mod storage;
 #[cfg(test)]

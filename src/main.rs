@@ -115,6 +115,8 @@ enum Command {
     Forget { email: String },
     /// Print a commented example config
     DefaultConfig,
+    /// Read a password on stdin, print an argon2id hash for [[web.user]] password_hash
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -221,6 +223,7 @@ fn main() -> ExitCode {
             Command::Person { email } => commands::person(&path, &email).await,
             Command::Forget { email } => commands::forget(&path, &email).await,
             Command::DefaultConfig => commands::default_config(),
+            Command::HashPassword => commands::hash_password(),
         }
     });
     // Blocking IMAP threads may sit in IDLE; do not wait for them.

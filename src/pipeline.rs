@@ -104,7 +104,14 @@ impl App {
                 .apply(&mut tx, &understood.action, actor, now)
                 .await?
         };
-        let raw_kept = (outcome.outcome == InboundOutcome::Review).then_some(raw);
+        // Review needs the mail to assign it later; a recorded mail is the
+        // source of a registration, shown to the organizers beside it (both
+        // are erased with the person and purged after the retention time).
+        let raw_kept = matches!(
+            outcome.outcome,
+            InboundOutcome::Review | InboundOutcome::Recorded
+        )
+        .then_some(raw);
         tx.insert_inbound(
             &NewInbound {
                 message_id: &message_id,

@@ -26,21 +26,31 @@ use crate::understand::{Action, Attendee};
 /// Who or what caused a change, for the audit trail.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
-    Mail { message_id: &'a str },
-    Cli { message_id: Option<&'a str> },
+    Mail {
+        message_id: &'a str,
+    },
+    Cli {
+        message_id: Option<&'a str>,
+    },
+    /// An organizer logged in to the web dashboard, by user name.
+    Web {
+        user: &'a str,
+    },
 }
 
 impl Actor<'_> {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> String {
         match self {
-            Actor::Mail { .. } => "mail",
-            Actor::Cli { .. } => "cli",
+            Actor::Mail { .. } => "mail".into(),
+            Actor::Cli { .. } => "cli".into(),
+            Actor::Web { user } => format!("web:{user}"),
         }
     }
     fn message_id(&self) -> Option<&str> {
         match self {
             Actor::Mail { message_id } => Some(message_id),
             Actor::Cli { message_id } => *message_id,
+            Actor::Web { .. } => None,
         }
     }
 }
@@ -290,7 +300,7 @@ impl Registrar<'_> {
             reg.id,
             "confirm",
             actor.message_id(),
-            actor.name(),
+            &actor.name(),
             &json!({ "status": reg.status.as_str(), "token": request.map(|r| r.token) }),
             now,
         )
@@ -426,7 +436,7 @@ impl Registrar<'_> {
             reg.id,
             if updated { "update" } else { "register" },
             actor.message_id(),
-            actor.name(),
+            &actor.name(),
             &detail,
             now,
         )
@@ -499,7 +509,7 @@ impl Registrar<'_> {
             reg.id,
             "cancel",
             actor.message_id(),
-            actor.name(),
+            &actor.name(),
             &json!({}),
             now,
         )
@@ -576,7 +586,7 @@ impl Registrar<'_> {
     ) -> anyhow::Result<(usize, Option<String>)> {
         let in_reply_to = match actor {
             Actor::Mail { message_id } => Some(message_id.to_string()),
-            Actor::Cli { .. } => reg.last_message_id.clone(),
+            Actor::Cli { .. } | Actor::Web { .. } => reg.last_message_id.clone(),
         };
         let mail = Mail {
             kind: kind.outbox_kind(),

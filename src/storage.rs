@@ -85,6 +85,7 @@ mod privacy;
 mod reader;
 mod sqlite;
 mod types;
+mod web;
 
 pub use claims::lease_for;
 pub use notify::{Ended, FailedMail, OptInRequest};
@@ -94,6 +95,7 @@ pub use reader::{
     STANDBY_WAIT, is_fenced,
 };
 pub use types::Ts;
+pub use web::{AuditEntry, Matcher, ReceivedMail, SentMail, StoredSession};
 
 /// A time as rsvpd shows and compares it: RFC 3339 UTC to the second.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -653,7 +655,10 @@ impl StoreTx {
     ) -> anyhow::Result<bool> {
         let n = on_tx!(self, |c| {
             sqlx::query(
-                "UPDATE inbound_messages SET outcome = $1, reason = $2, conference_id = COALESCE($3, conference_id), raw = NULL
+                // A recorded mail keeps its source (the attendee page shows
+                // it); a dismissed one has no reason to.
+                "UPDATE inbound_messages SET outcome = $1, reason = $2, conference_id = COALESCE($3, conference_id),
+                     raw = CASE WHEN $1 = $6 THEN raw END
                  WHERE id = $4 AND outcome = $5",
             )
             .bind(outcome.as_str())
@@ -661,6 +666,7 @@ impl StoreTx {
             .bind(conference)
             .bind(id)
             .bind(InboundOutcome::Review.as_str())
+            .bind(InboundOutcome::Recorded.as_str())
             .execute(&mut *c)
             .await
             .map(|r| r.rows_affected())

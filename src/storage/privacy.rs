@@ -9,11 +9,9 @@
 
 use anyhow::Context as _;
 use serde::Serialize;
-use sqlx::types::Json;
 
 use super::{
-    InboundOutcome, OutboxState, Registration, RegistrationRow, Store, StoreTx, Ts, registrations,
-    ts,
+    InboundOutcome, OutboxState, Registration, RegistrationRow, Store, StoreTx, registrations,
 };
 
 /// What rsvpd holds about one address (`rsvpd person`).
@@ -42,10 +40,6 @@ pub struct Erased {
     pub messages_sent: u64,
 }
 
-type AuditRow = (String, Option<String>, String, Json<serde_json::Value>, Ts);
-type ReceivedRow = (String, String, Ts, String, Option<String>, Option<String>);
-type SentRow = (String, Option<String>, String, String, Ts, Option<Ts>);
-
 impl Store {
     pub async fn person(&self, email: &str) -> anyhow::Result<PersonData> {
         let email = email.trim().to_lowercase();
@@ -60,26 +54,11 @@ impl Store {
         .context("reading registrations")?;
         let mut out = Vec::new();
         for registration in registrations(rows)? {
-            let audit: Vec<AuditRow> = on_pool!(self, |c| {
-                sqlx::query_as(
-                    "SELECT action, source_message_id, actor, detail, at FROM audit WHERE registration_id = $1 ORDER BY id",
-                )
-                .bind(registration.id)
-                .fetch_all(c)
-                .await
-            })
-            .context("reading the audit trail")?;
-            let history = audit
+            let history = self
+                .audit_trail(registration.id)
+                .await?
                 .into_iter()
-                .map(|(action, message_id, by, detail, at)| {
-                    serde_json::json!({
-                        "action": action,
-                        "message_id": message_id,
-                        "by": by,
-                        "detail": detail.0,
-                        "at": ts(at.0),
-                    })
-                })
+                .map(|a| serde_json::to_value(a).unwrap_or_default())
                 .collect();
             out.push(PersonRegistration {
                 conference: registration.conference_id.clone(),
@@ -87,50 +66,17 @@ impl Store {
                 history,
             });
         }
-        let received: Vec<ReceivedRow> = on_pool!(self, |c| {
-            sqlx::query_as(
-                "SELECT message_id, subject, received_at, outcome, reason, conference_id FROM inbound_messages
-                 WHERE from_addr = $1 ORDER BY id",
-            )
-            .bind(&email)
-            .fetch_all(c)
-            .await
-        })
-        .context("reading received mail")?;
-        let messages_received = received
+        let messages_received = self
+            .mails_received(&email, None)
+            .await?
             .into_iter()
-            .map(|(message_id, subject, at, outcome, reason, conference)| {
-                serde_json::json!({
-                    "message_id": message_id,
-                    "subject": subject,
-                    "received_at": ts(at.0),
-                    "outcome": outcome,
-                    "reason": reason,
-                    "conference": conference,
-                })
-            })
+            .map(|m| serde_json::to_value(m).unwrap_or_default())
             .collect();
-        let sent: Vec<SentRow> = on_pool!(self, |c| {
-            sqlx::query_as(
-                "SELECT kind, conference_id, subject, state, created_at, sent_at FROM outbox WHERE recipient = $1 ORDER BY id",
-            )
-            .bind(&email)
-            .fetch_all(c)
-            .await
-        })
-        .context("reading sent mail")?;
-        let messages_sent = sent
+        let messages_sent = self
+            .mails_sent(&email, None)
+            .await?
             .into_iter()
-            .map(|(kind, conference, subject, state, created, sent)| {
-                serde_json::json!({
-                    "kind": kind,
-                    "conference": conference,
-                    "subject": subject,
-                    "state": state,
-                    "created_at": ts(created.0),
-                    "sent_at": sent.map(|t| ts(t.0)),
-                })
-            })
+            .map(|m| serde_json::to_value(m).unwrap_or_default())
             .collect();
         let undeliverable = on_pool!(self, |c| {
             sqlx::query_scalar("SELECT reason FROM undeliverable WHERE email = $1")

@@ -165,6 +165,49 @@ pub fn understand(raw: &[u8], ctx: &Context) -> Understood {
     }
 }
 
+/// A mail as a person reads it (the dashboard shows it): the main header
+/// fields and the body as plain text (HTML converted), the attachments by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Readable {
+    pub from: String,
+    pub to: String,
+    pub date: String,
+    pub subject: String,
+    pub text: String,
+    pub attachments: Vec<String>,
+}
+
+/// Reads `raw` for a person. Never panics; unreadable input gives what could be read.
+pub fn readable(raw: &[u8]) -> Readable {
+    let read = || {
+        let Some(mail) = mime::parse(raw) else {
+            return Readable::default();
+        };
+        let header = |name: &str| {
+            mail.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| mime::repair_encoded_words(v))
+                .unwrap_or_default()
+        };
+        Readable {
+            from: match &mail.from {
+                Some(m) => match &m.name {
+                    Some(n) => format!("{n} <{}>", m.address),
+                    None => m.address.clone(),
+                },
+                None => header("from"),
+            },
+            to: header("to"),
+            date: header("date"),
+            subject: mail.subject.clone(),
+            text: mail.body.clone(),
+            attachments: mail.attachments.clone(),
+        }
+    };
+    catch_unwind(read).unwrap_or_default()
+}
+
 /// Message-IDs (without <>) from In-Reply-To and References, for the caller's thread lookup.
 pub fn thread_references(raw: &[u8]) -> Vec<String> {
     catch_unwind(|| mime::thread_references(raw)).unwrap_or_default()

@@ -7,6 +7,7 @@ mod app;
 mod claims;
 mod cli;
 mod crash;
+mod dashboard;
 mod e2e;
 mod failover;
 mod harness;

@@ -19,6 +19,7 @@
 // Each test module uses only some of these helpers; the rest would warn.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod dovecot;
 pub mod postgres;
 pub mod process;
