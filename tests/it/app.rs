@@ -297,10 +297,11 @@ url = "sqlite://rsvpd.db"
 
     /// The daemon, started in the background.
     pub fn spawn(&self) -> Daemon {
-        let log = self.dir.path().join(format!(
-            "daemon-{}.log",
-            Instant::now().elapsed().as_nanos()
-        ));
+        // One file per daemon: a test may run several at once or one after
+        // another (a nanosecond reading of a fresh Instant was not unique).
+        static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.dir.path().join(format!("daemon-{n}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = self
             .command()
