@@ -1,33 +1,44 @@
-//! Throughput and memory of rsvpd against the physical limit: what Dovecot and
-//! smtp-sink do on their own with the same mails.
+//! rsvpd's speed against a naive peer and against the physical limit, in one
+//! run on the same machine, so the ratios mean something on a noisy machine.
 //!
-//! `cargo bench --bench throughput` (or `scripts/bench`) runs N mails (default
-//! 2000, `RSVPD_BENCH_MAILS`) through three measurements:
+//! `cargo bench --bench throughput` (or `scripts/bench [MAILS]`) measures, on a
+//! backlog of N registration mails (default 2000, `RSVPD_BENCH_MAILS`) in a
+//! private Dovecot and a private smtp-sink on loopback:
 //!
-//! 1. IMAP limit: a bare client FETCHes every mail from Dovecot and MOVEs it,
-//!    one by one — the IMAP work rsvpd does, without understanding or storing.
-//! 2. SMTP limit: Postfix's smtp-source feeds smtp-sink N mails (the server's
-//!    own limit), and a bare lettre client sends N answers of the same size over
-//!    one pooled connection, one after the other (the client library's limit:
-//!    lettre does not set TCP_NODELAY, so each mail waits ~40 ms for a delayed ACK).
-//! 3. rsvpd: `rsvpd run --once` on the same N mails in Dovecot, answering
-//!    through smtp-sink; wall time and peak RSS of the process.
+//! 1. rsvpd: `rsvpd run --once` drains the backlog (understand, record,
+//!    answer, file away) — wall time and peak RSS of the process.
+//! 2. The naive peer (`benches/naive_peer.py`): Python's imaplib + sqlite3 +
+//!    smtplib, one mail at a time, the way a user would write it.
+//! 3. The limit: Postfix's `smtp-source` feeds the same smtp-sink N mails of
+//!    the size rsvpd's answers have, over one connection.
+//! 4. Dovecot alone: UID FETCH of every mail one command each, all of them in
+//!    one command, and one UID MOVE of the whole set.
+//! 5. IDLE latency: the daemon (`rsvpd run`) waits in IDLE; one mail is
+//!    APPENDed; the time until smtp-sink holds its confirmation, over
+//!    `RSVPD_BENCH_LATENCY` mails (default 40) — and the same for Dovecot alone
+//!    (APPEND → `* EXISTS` in another session's IDLE), which is the floor.
+//!    The daemon's RSS when idle is read from /proc afterwards.
 //!
-//! Under `cargo test` (no `--bench`) it runs with 20 mails as a smoke test, so
-//! the benchmark cannot rot; no figure is asserted — timing is not a test.
+//! `max_per_minute` and `answers_per_day` are set out of the way. Under
+//! `cargo test` (no `--bench`) it runs with 20 mails and 3 latency samples as a
+//! smoke test, so the benchmark cannot rot; no figure is ever asserted.
 
 // Shared with the integration tests; this bench uses only part of it.
 #[allow(unused_imports)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use lettre::Transport as _;
 use support::dovecot::Dovecot;
 use support::smtp_sink::SmtpSink;
 
 const MAILBOX: &str = "anmeldung@example.org";
+const SINK_WAIT: Duration = Duration::from_secs(600);
 
 fn registration(i: usize) -> Vec<u8> {
     format!(
@@ -41,89 +52,110 @@ fn registration(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-fn deliver_all(dovecot: &Dovecot, n: usize) {
-    for i in 0..n {
-        dovecot.deliver(MAILBOX, &registration(i));
-    }
-}
-
-/// The IMAP work alone: FETCH each mail and MOVE it, as rsvpd does.
-fn imap_limit(n: usize) -> Duration {
+/// A Dovecot whose INBOX of `user` holds `n` registrations, delivered over
+/// one LMTP session (a session per mail takes minutes for a big backlog).
+fn backlog(user: &str, n: usize) -> Dovecot {
     let dovecot = Dovecot::start();
-    deliver_all(&dovecot, n);
-    let mut s = dovecot.imap_session(MAILBOX);
-    s.create("rsvpd.processed")
-        .unwrap_or_else(|e| panic!("CREATE: {e}"));
-    let start = Instant::now();
-    s.select("INBOX").unwrap_or_else(|e| panic!("SELECT: {e}"));
-    let list = s
-        .uid_fetch("1:*", "(UID FLAGS RFC822.SIZE)")
-        .unwrap_or_else(|e| panic!("FETCH: {e}"));
-    let uids: Vec<u32> = list.iter().filter_map(|f| f.uid).collect();
-    assert_eq!(uids.len(), n);
-    for uid in uids {
-        let f = s
-            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
-            .unwrap_or_else(|e| panic!("FETCH: {e}"));
-        assert!(f.iter().any(|m| m.body().is_some()));
-        s.uid_mv(uid.to_string(), "rsvpd.processed")
-            .unwrap_or_else(|e| panic!("MOVE: {e}"));
-    }
-    start.elapsed()
-}
-
-/// smtp-sink's own limit: Postfix's `smtp-source` sends N mails of 3 KB over
-/// one session (the fastest client there is).
-fn smtp_sink_limit(n: usize) -> Duration {
-    let sink = SmtpSink::start();
-    let source = support::find_binary("smtp-source", "postfix");
-    let start = Instant::now();
-    let status = std::process::Command::new(source)
-        .args(["-s", "1", "-m", &n.to_string(), "-l", "3000"])
-        .args(["-f", "anmeldung@example.org", "-t", "p@example.com"])
-        .arg(format!("127.0.0.1:{}", sink.port()))
-        .status()
-        .expect("smtp-source");
-    let elapsed = start.elapsed();
-    assert!(status.success());
-    sink.wait_for(n, Duration::from_secs(120));
-    elapsed
-}
-
-/// The SMTP work through the client library rsvpd uses (lettre), one mail
-/// after the other over a pooled connection, as the outbox worker sends.
-fn smtp_limit(n: usize) -> Duration {
-    let sink = SmtpSink::start();
-    let body = "x".repeat(3000);
-    let transport = lettre::SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(sink.port())
-        .build();
-    let start = Instant::now();
+    let tcp = TcpStream::connect(("127.0.0.1", dovecot.lmtp_port())).expect("LMTP");
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut reader = BufReader::new(tcp.try_clone().expect("clone"));
+    let mut writer = tcp;
+    let mut expect = |code: &str| {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("LMTP read");
+            assert!(line.starts_with(code), "LMTP: expected {code}, got {line}");
+            if line.as_bytes().get(3) == Some(&b' ') {
+                return;
+            }
+        }
+    };
+    expect("220");
+    writer.write_all(b"LHLO localhost\r\n").expect("LMTP");
+    expect("250");
     for i in 0..n {
-        let m = lettre::Message::builder()
-            .from("anmeldung@example.org".parse().expect("from"))
-            .to(format!("p{i}@example.com").parse().expect("to"))
-            .subject("Anmeldebestätigung")
-            .body(body.clone())
-            .expect("message");
-        transport.send(&m).unwrap_or_else(|e| panic!("send: {e}"));
+        writer
+            .write_all(
+                format!("MAIL FROM:<p{i}@example.com>\r\nRCPT TO:<{user}>\r\nDATA\r\n").as_bytes(),
+            )
+            .expect("LMTP");
+        expect("250");
+        expect("250");
+        expect("354");
+        writer
+            .write_all(&support::smtp_data(&registration(i)))
+            .expect("LMTP");
+        expect("250");
     }
-    let elapsed = start.elapsed();
-    sink.wait_for(n, Duration::from_secs(120));
-    elapsed
+    writer.write_all(b"QUIT\r\n").expect("LMTP");
+    dovecot
 }
 
-/// rsvpd end to end; returns wall time and peak RSS in KiB.
-fn rsvpd(n: usize) -> (Duration, i64) {
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    deliver_all(&dovecot, n);
-    let dir = tempfile::tempdir().expect("dir");
-    let config = dir.path().join("rsvpd.toml");
+/// Mails smtp-sink has received so far (dump files; a dump is written
+/// before smtp-sink answers 250). Cheap enough to poll every millisecond.
+fn sink_count(sink: &SmtpSink) -> usize {
+    fn walk(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => walk(&e.path()),
+                        Ok(t) if t.is_file() => 1,
+                        _ => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(sink.dump_dir())
+}
+
+fn wait_sink(sink: &SmtpSink, n: usize, what: &str) {
+    let deadline = Instant::now() + SINK_WAIT;
+    while sink_count(sink) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: smtp-sink got {} of {n} mails",
+            sink_count(sink)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs `cmd` to its end; returns the wall time and its peak RSS in KiB.
+fn run_measured(mut cmd: Command, what: &str) -> (Duration, i64) {
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let (status, usage) = wait4(child);
+    let elapsed = start.elapsed();
+    assert!(status == 0, "{what} failed (wait status {status})");
+    (elapsed, usage.ru_maxrss)
+}
+
+/// wait4(2) on one child, for the rusage of that child alone (RUSAGE_CHILDREN
+/// would mix in every server this process started and reaped).
+fn wait4(child: Child) -> (i32, libc::rusage) {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 only writes into the two out-parameters we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    std::mem::forget(child);
+    (status, usage)
+}
+
+fn write_config(dir: &Path, dovecot: &Dovecot, sink: &SmtpSink) -> std::path::PathBuf {
+    let config = dir.join("rsvpd.toml");
     std::fs::write(
         &config,
         format!(
-            "[mailbox]\nurl = \"imap://anmeldung%40example.org@127.0.0.1:{}?tls=none\"\n\
+            "[mailbox]\nurl = \"imap://anmeldung%40example.org@127.0.0.1:{}?tls=none\"\nidle = true\n\
              [smtp]\nurl = \"smtp://127.0.0.1:{}?tls=none\"\nfrom = \"Anmeldung <anmeldung@example.org>\"\n\
              max_per_minute = 1000000\n[defaults]\nanswers_per_day = 1000000\n\
              [database]\nurl = \"sqlite://rsvpd.db\"\n\
@@ -135,67 +167,403 @@ fn rsvpd(n: usize) -> (Duration, i64) {
         ),
     )
     .expect("config");
-    let start = Instant::now();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rsvpd"))
-        .arg("--config")
-        .arg(&config)
-        .args(["run", "--once"])
-        .env("RSVPD_IMAP_PASSWORD", dovecot.password())
-        .env("RSVPD_LOG", "warn")
-        .status()
-        .expect("rsvpd");
-    let elapsed = start.elapsed();
-    assert!(status.success());
-    assert_eq!(sink.wait_for(n, Duration::from_secs(120)).len(), n);
-    // SAFETY: getrusage only fills the struct we pass.
-    let rss = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage.ru_maxrss
+    config
+}
+
+/// rsvpd (this build's, or the binary `RSVPD_BENCH_BIN` names, to compare
+/// with an older build), under the profiler `RSVPD_BENCH_WRAP` names if any
+/// (e.g. `strace -c -f -o /tmp/strace.txt`, `perf record -g -o /tmp/perf.data`).
+fn rsvpd_command(config: &Path, dovecot: &Dovecot, args: &[&str]) -> Command {
+    let binary =
+        std::env::var("RSVPD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rsvpd").into());
+    let wrap = std::env::var("RSVPD_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(profiler) => {
+            let mut c = Command::new(profiler);
+            c.args(words).arg(&binary);
+            c
+        }
+        None => Command::new(&binary),
     };
-    (elapsed, rss)
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RSVPD_IMAP_PASSWORD", dovecot.password())
+        .env("RSVPD_LOG", "warn");
+    cmd
+}
+
+struct Backlog {
+    elapsed: Duration,
+    peak_rss_kib: i64,
+    /// The average size of rsvpd's answers, for the limit's mails.
+    answer_bytes: usize,
+}
+
+/// `rsvpd run --once` on the backlog.
+fn rsvpd_backlog(n: usize) -> Backlog {
+    let dovecot = backlog(MAILBOX, n);
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &dovecot, &sink);
+    let (elapsed, peak_rss_kib) = run_measured(
+        rsvpd_command(&config, &dovecot, &["run", "--once"]),
+        "rsvpd run --once",
+    );
+    let answers = sink.wait_for(n, SINK_WAIT);
+    assert_eq!(answers.len(), n, "rsvpd answered every registration once");
+    let answer_bytes = answers.iter().map(|m| m.raw.len()).sum::<usize>() / n.max(1);
+    Backlog {
+        elapsed,
+        peak_rss_kib,
+        answer_bytes,
+    }
+}
+
+/// The naive Python peer on the same backlog.
+fn naive_peer(n: usize) -> (Duration, i64) {
+    let user = "peer@example.org";
+    let dovecot = backlog(user, n);
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let mut cmd = Command::new("python3");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/naive_peer.py"))
+        .arg(dovecot.imap_port().to_string())
+        .arg(sink.port().to_string())
+        .arg(user)
+        .arg(dovecot.password())
+        .arg(dir.path().join("peer.db"));
+    let measured = run_measured(cmd, "benches/naive_peer.py");
+    wait_sink(&sink, n, "naive peer");
+    measured
+}
+
+/// smtp-sink's own limit: Postfix's `smtp-source`, one connection, N mails
+/// of `bytes` each.
+fn smtp_limit(n: usize, bytes: usize) -> Duration {
+    let sink = SmtpSink::start();
+    let source = support::find_binary("smtp-source", "postfix");
+    let mut cmd = Command::new(source);
+    cmd.args(["-s", "1", "-m", &n.to_string(), "-l", &bytes.to_string()])
+        .args(["-f", "anmeldung@example.org", "-t", "p@example.com"])
+        .arg(format!("127.0.0.1:{}", sink.port()));
+    let (elapsed, _) = run_measured(cmd, "smtp-source");
+    wait_sink(&sink, n, "smtp-source");
+    elapsed
+}
+
+struct Fetch {
+    each: Duration,
+    all: Duration,
+    move_all: Duration,
+}
+
+/// Dovecot alone on the backlog: FETCH one by one, FETCH all in one command,
+/// then MOVE the whole set in one command.
+fn dovecot_alone(n: usize) -> Fetch {
+    let user = "fetch@example.org";
+    let dovecot = backlog(user, n);
+    let mut s = dovecot.imap_session(user);
+    s.create("processed")
+        .unwrap_or_else(|e| panic!("CREATE: {e}"));
+    s.select("INBOX").unwrap_or_else(|e| panic!("SELECT: {e}"));
+    let list = s
+        .uid_fetch("1:*", "(UID FLAGS RFC822.SIZE)")
+        .unwrap_or_else(|e| panic!("FETCH: {e}"));
+    let uids: Vec<u32> = list.iter().filter_map(|f| f.uid).collect();
+    assert_eq!(uids.len(), n);
+    let start = Instant::now();
+    for uid in &uids {
+        let f = s
+            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+            .unwrap_or_else(|e| panic!("FETCH: {e}"));
+        assert!(f.iter().any(|m| m.body().is_some()));
+    }
+    let each = start.elapsed();
+    let start = Instant::now();
+    let f = s
+        .uid_fetch("1:*", "(UID BODY.PEEK[])")
+        .unwrap_or_else(|e| panic!("FETCH: {e}"));
+    assert_eq!(f.iter().filter(|m| m.body().is_some()).count(), n);
+    let all = start.elapsed();
+    let start = Instant::now();
+    s.uid_mv("1:*", "processed")
+        .unwrap_or_else(|e| panic!("MOVE: {e}"));
+    let move_all = start.elapsed();
+    Fetch {
+        each,
+        all,
+        move_all,
+    }
+}
+
+/// A raw IMAP connection, for timing the server without a client library.
+struct RawImap {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl RawImap {
+    fn login(dovecot: &Dovecot, user: &str) -> RawImap {
+        let tcp = TcpStream::connect(("127.0.0.1", dovecot.imap_port())).expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut imap = RawImap {
+            reader: BufReader::new(tcp.try_clone().expect("clone")),
+            writer: tcp,
+        };
+        imap.line();
+        imap.command(&format!("a LOGIN \"{user}\" \"{}\"", dovecot.password()));
+        imap.command("b SELECT INBOX");
+        imap
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).expect("read");
+        assert!(n > 0, "Dovecot closed the connection");
+        line
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// Sends `cmd` and reads up to its tagged answer, which must be OK.
+    fn command(&mut self, cmd: &str) {
+        self.send(format!("{cmd}\r\n").as_bytes());
+        let tag = cmd.split(' ').next().unwrap_or_default().to_string();
+        self.until_tagged(&tag);
+    }
+
+    fn until_tagged(&mut self, tag: &str) {
+        loop {
+            let line = self.line();
+            if line.starts_with(&format!("{tag} ")) {
+                assert!(line.starts_with(&format!("{tag} OK")), "{line}");
+                return;
+            }
+        }
+    }
+
+    fn append(&mut self, raw: &[u8]) {
+        self.send(format!("p APPEND INBOX {{{}}}\r\n", raw.len()).as_bytes());
+        let go = self.line();
+        assert!(go.starts_with('+'), "APPEND: {go}");
+        self.send(raw);
+        self.send(b"\r\n");
+        self.until_tagged("p");
+    }
+}
+
+/// Dovecot alone: APPEND in one session → `* N EXISTS` in another's IDLE.
+fn dovecot_idle_latency(samples: usize) -> Vec<Duration> {
+    let user = "idle@example.org";
+    let dovecot = Dovecot::start();
+    let mut watcher = RawImap::login(&dovecot, user);
+    let mut writer = RawImap::login(&dovecot, user);
+    let mut out = Vec::new();
+    for i in 0..samples {
+        watcher.send(b"i IDLE\r\n");
+        assert!(watcher.line().starts_with('+'));
+        let start = Instant::now();
+        writer.append(&registration(i));
+        while !watcher.line().contains("EXISTS") {}
+        out.push(start.elapsed());
+        watcher.send(b"DONE\r\n");
+        watcher.until_tagged("i");
+    }
+    out
+}
+
+struct Latency {
+    samples: Vec<Duration>,
+    idle_rss_kib: i64,
+    idle_hwm_kib: i64,
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(-1)
+}
+
+/// The daemon in IDLE: APPEND one mail, time until smtp-sink holds the answer.
+fn rsvpd_idle_latency(samples: usize) -> Latency {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &dovecot, &sink);
+    let mut daemon = rsvpd_command(&config, &dovecot, &["run"])
+        .spawn()
+        .expect("rsvpd run");
+    let pid = daemon.id();
+    let mut writer = RawImap::login(&dovecot, MAILBOX);
+    // The first mail waits for the daemon to start and reach IDLE.
+    writer.append(&registration(0));
+    wait_sink(&sink, 1, "rsvpd run, first mail");
+    let mut out = Vec::new();
+    for i in 1..=samples {
+        // Let the daemon file the last mail away and go back into IDLE.
+        std::thread::sleep(Duration::from_millis(300));
+        let start = Instant::now();
+        writer.append(&registration(i));
+        wait_sink(&sink, i + 1, "rsvpd run");
+        out.push(start.elapsed());
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss_kib = proc_status_kib(pid, "VmRSS:");
+    let idle_hwm_kib = proc_status_kib(pid, "VmHWM:");
+    // SAFETY: SIGTERM to our own child, which we reap right after.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let status = daemon.wait().expect("wait");
+    assert!(status.success(), "rsvpd run ended with {status}");
+    Latency {
+        samples: out,
+        idle_rss_kib,
+        idle_hwm_kib,
+    }
 }
 
 fn per_second(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 
+/// Nearest-rank percentile.
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut v = samples.to_vec();
+    v.sort();
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn env_or(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let n = if full {
-        std::env::var("RSVPD_BENCH_MAILS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2000)
+    let (n, samples) = if full {
+        (
+            env_or("RSVPD_BENCH_MAILS", 2000),
+            env_or("RSVPD_BENCH_LATENCY", 40),
+        )
     } else {
-        20
+        (20, 3)
     };
-    let imap = imap_limit(n);
-    let sink_alone = smtp_sink_limit(n);
-    let smtp = smtp_limit(n);
-    let (ours, rss) = rsvpd(n);
-    let limit = imap + smtp;
-    println!("throughput with {n} registration mails");
+    // For profiling one part: RSVPD_BENCH_ONLY=backlog or =latency.
+    let only = std::env::var("RSVPD_BENCH_ONLY").unwrap_or_default();
+    if only == "latency" {
+        let latency = rsvpd_idle_latency(samples);
+        println!(
+            "rsvpd IDLE latency: p50 {:.0} ms, p99 {:.0} ms",
+            ms(percentile(&latency.samples, 50.0)),
+            ms(percentile(&latency.samples, 99.0))
+        );
+        return;
+    }
+    if only == "backlog" {
+        let ours = rsvpd_backlog(n);
+        println!(
+            "rsvpd run --once: {:.0} mails/s ({:.2?}), peak RSS {} MiB",
+            per_second(n, ours.elapsed),
+            ours.elapsed,
+            ours.peak_rss_kib / 1024
+        );
+        return;
+    }
+    let ours = rsvpd_backlog(n);
+    let (peer, peer_rss) = naive_peer(n);
+    let limit = smtp_limit(n, ours.answer_bytes);
+    let fetch = dovecot_alone(n);
+    let floor = dovecot_idle_latency(samples);
+    let latency = rsvpd_idle_latency(samples);
+
+    let rate = |d| per_second(n, d);
     println!(
-        "  Dovecot alone (FETCH + MOVE each): {:>8.0} mails/s  ({imap:.2?})",
-        per_second(n, imap)
+        "rsvpd benchmark: {n} registration mails, {samples} latency samples, {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |p| p.get()),
+        std::env::consts::ARCH
+    );
+    println!("| | mails/s | time | peak RSS |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| rsvpd `run --once` | {:.0} | {:.2?} | {} MiB |",
+        rate(ours.elapsed),
+        ours.elapsed,
+        ours.peak_rss_kib / 1024
     );
     println!(
-        "  smtp-sink fed by smtp-source:      {:>8.0} mails/s  ({sink_alone:.2?})",
-        per_second(n, sink_alone)
+        "| naive peer (Python) | {:.0} | {peer:.2?} | {} MiB |",
+        rate(peer),
+        peer_rss / 1024
     );
     println!(
-        "  smtp-sink fed by lettre, serially: {:>8.0} mails/s  ({smtp:.2?})",
-        per_second(n, smtp)
+        "| limit: smtp-source → smtp-sink, 1 connection, {} B | {:.0} | {limit:.2?} | |",
+        ours.answer_bytes,
+        rate(limit)
     );
     println!(
-        "  IMAP + lettre in sequence (limit): {:>8.0} mails/s  ({limit:.2?})",
-        per_second(n, limit)
+        "| Dovecot alone: UID FETCH one by one | {:.0} | {:.2?} | |",
+        rate(fetch.each),
+        fetch.each
     );
     println!(
-        "  rsvpd run --once, end to end:      {:>8.0} mails/s  ({ours:.2?}), {:.0}% of the limit, peak RSS {} MiB",
-        per_second(n, ours),
-        100.0 * limit.as_secs_f64() / ours.as_secs_f64().max(1e-9),
-        rss / 1024
+        "| Dovecot alone: UID FETCH 1:* | {:.0} | {:.2?} | |",
+        rate(fetch.all),
+        fetch.all
+    );
+    println!(
+        "| Dovecot alone: UID MOVE 1:* | {:.0} | {:.2?} | |",
+        rate(fetch.move_all),
+        fetch.move_all
+    );
+    println!();
+    println!(
+        "ratios: rsvpd/peer {:.2}×, rsvpd/limit {:.3}× ({:.1}% of smtp-sink's limit)",
+        peer.as_secs_f64() / ours.elapsed.as_secs_f64(),
+        limit.as_secs_f64() / ours.elapsed.as_secs_f64(),
+        100.0 * limit.as_secs_f64() / ours.elapsed.as_secs_f64()
+    );
+    println!();
+    println!("| IDLE latency | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|");
+    for (what, s) in [
+        (
+            "rsvpd: APPEND → answer accepted by smtp-sink",
+            &latency.samples,
+        ),
+        ("Dovecot alone: APPEND → `* EXISTS` in IDLE", &floor),
+    ] {
+        println!(
+            "| {what} | {:.0} ms | {:.0} ms | {:.0} ms |",
+            ms(percentile(s, 50.0)),
+            ms(percentile(s, 99.0)),
+            ms(percentile(s, 100.0))
+        );
+    }
+    println!();
+    println!(
+        "rsvpd idle (after the latency run): RSS {} MiB, peak {} MiB",
+        latency.idle_rss_kib / 1024,
+        latency.idle_hwm_kib / 1024
     );
 }

@@ -460,6 +460,8 @@ pub async fn send(
             conf.id,
             names.join(",")
         );
+        // With the daemon running; `run --once` sends at the same pace.
+        println!("{}", crate::outbox::backlog_notice(&app).await?);
     }
     app.store.close().await;
     Ok(())

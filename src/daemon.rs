@@ -64,10 +64,14 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
         .await
         .context("purging personal data after the retention time")?;
     let mut sent = 0;
+    let mut throttled = false;
     loop {
         match outbox::step(&app, &transport).await? {
             Step::Worked => sent += 1,
             Step::Throttled(until) => {
+                if !std::mem::replace(&mut throttled, true) {
+                    info!("{}", outbox::backlog_notice(&app).await?);
+                }
                 let wait = (until - chrono::Utc::now())
                     .to_std()
                     .unwrap_or(Duration::from_millis(200));
@@ -341,6 +345,12 @@ async fn mailbox_loop(app: Arc<App>, reader: ReaderSlot, mut stop: watch::Receiv
         };
         match read_mailbox(&app, &mut source, &lease, &mut stop).await {
             ReaderEnd::Stopped => {
+                // Mail handled in this batch is filed away now rather than at
+                // the next start (where it would be recognised and moved all
+                // the same).
+                if let Err(e) = source.flush(&app, lease.fence()).await {
+                    warn!(error = %format!("{e:#}"), "filing away the last handled mail failed; it is moved at the next start");
+                }
                 *reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease);
                 return;
             }
@@ -476,8 +486,22 @@ const OUTBOX_RECHECK: Duration = Duration::from_secs(60);
 
 async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
+    // Say once per burst how long the rate limit makes it take.
+    let mut throttled = false;
     while !*stop.borrow() {
-        let wait = match outbox::step(&app, &transport).await {
+        let step = outbox::step(&app, &transport).await;
+        match &step {
+            Ok(Step::Throttled(_)) if !throttled => {
+                throttled = true;
+                match outbox::backlog_notice(&app).await {
+                    Ok(notice) => info!("{notice}"),
+                    Err(e) => warn!(error = %format!("{e:#}"), "cannot count the outbox"),
+                }
+            }
+            Ok(Step::Idle(_)) => throttled = false,
+            _ => {}
+        }
+        let wait = match step {
             Ok(Step::Worked) => {
                 failures = 0;
                 continue;

@@ -33,5 +33,6 @@ pub mod schedule;
 pub mod storage;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 pub mod understand;
 pub mod web;

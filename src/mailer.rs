@@ -19,11 +19,11 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
+use lettre::Message;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls as LettreTls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use serde::Serialize;
 
 use crate::calendar;
@@ -1063,11 +1063,13 @@ pub enum SendError {
     Permanent(String),
 }
 
+mod smtp;
+
 /// Where rendered mail goes.
 #[derive(Clone)]
 pub enum Transport {
-    /// The transport, and "host:port" for messages.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>, String),
+    /// The connection, and "host:port" for messages.
+    Smtp(std::sync::Arc<smtp::Connection>, String),
     File(PathBuf),
 }
 
@@ -1093,21 +1095,29 @@ impl Transport {
                     }
                     b.build_rustls().context("setting up TLS for SMTP")
                 };
-                let tls = match server.tls {
-                    Tls::Implicit => LettreTls::Wrapper(tls_params()?),
-                    Tls::StartTls => LettreTls::Required(tls_params()?),
-                    Tls::None => LettreTls::None,
+                let security = match server.tls {
+                    Tls::Implicit => smtp::Security::Implicit(crate::tls::client_config(
+                        "[smtp]",
+                        server.ca_file.as_deref(),
+                    )?),
+                    Tls::StartTls => smtp::Security::StartTls(tls_params()?),
+                    Tls::None => smtp::Security::None,
                 };
-                let mut b =
-                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
-                        .port(server.port)
-                        .tls(tls)
-                        .timeout(Some(smtp.timeout));
-                if let (Some(user), Some(pw)) = (&server.user, &server.password) {
-                    b = b.credentials(Credentials::new(user.clone(), pw.expose().to_string()));
-                }
+                let credentials = match (&server.user, &server.password) {
+                    (Some(user), Some(pw)) => {
+                        Some(Credentials::new(user.clone(), pw.expose().to_string()))
+                    }
+                    _ => None,
+                };
+                let connection = smtp::Connection::new(
+                    server.host.clone(),
+                    server.port,
+                    security,
+                    credentials,
+                    smtp.timeout,
+                );
                 Ok(Transport::Smtp(
-                    b.build(),
+                    std::sync::Arc::new(connection),
                     format!("{}:{}", server.host, server.port),
                 ))
             }
@@ -1126,21 +1136,13 @@ impl Transport {
                 Ok(format!("mail is written as files into {}", dir.display()))
             }
             Transport::Smtp(t, server) => {
-                let ok = tokio::time::timeout(Duration::from_secs(60), t.test_connection())
+                tokio::time::timeout(Duration::from_secs(60), t.check())
                     .await
                     .map_err(|_| anyhow!("the SMTP server {server} did not answer within 60 s"))?
-                    .map_err(|e| {
-                        anyhow!("the SMTP server {server}: {}", describe_smtp_error(&e))
-                    })?;
-                if ok {
-                    Ok(format!(
-                        "SMTP server {server} answered and accepted the login"
-                    ))
-                } else {
-                    Err(anyhow!(
-                        "the SMTP server {server} did not accept the connection"
-                    ))
-                }
+                    .map_err(|e| anyhow!("the SMTP server {server}: {}", e.describe()))?;
+                Ok(format!(
+                    "SMTP server {server} answered and accepted the login"
+                ))
             }
         }
     }
@@ -1171,16 +1173,18 @@ impl Transport {
             Transport::Smtp(t, server) => {
                 let envelope = lettre::address::Envelope::new(Some(from.clone()), vec![to])
                     .map_err(|e| SendError::Permanent(format!("envelope: {e}")))?;
-                match t.send_raw(&envelope, raw).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => Err(SendError::Permanent(format!(
+                match t.send(&envelope, raw).await {
+                    Ok(()) => Ok(()),
+                    Err(smtp::Failure::Smtp(e)) if e.is_permanent() => Err(SendError::Permanent(
+                        format!("{server}: {}", describe_smtp_error(&e)),
+                    )),
+                    Err(smtp::Failure::Smtp(e)) => Err(SendError::Transient(format!(
                         "{server}: {}",
                         describe_smtp_error(&e)
                     ))),
-                    Err(e) => Err(SendError::Transient(format!(
-                        "{server}: {}",
-                        describe_smtp_error(&e)
-                    ))),
+                    Err(smtp::Failure::Connection(e)) => {
+                        Err(SendError::Transient(format!("{server}: {e}")))
+                    }
                 }
             }
         }

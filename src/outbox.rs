@@ -102,6 +102,45 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::seconds(secs.min(3600))
 }
 
+/// How long `queued` mails take at `max_per_minute` from `now`, as a sentence
+/// with the expected finish in `tz` — so that a broadcast to 2,000 people at
+/// 60 a minute (half an hour) does not look stuck.
+pub fn expected_finish(
+    queued: usize,
+    max_per_minute: u32,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> String {
+    let per_minute = i64::from(max_per_minute.max(1));
+    // A minute's worth leaves at once, then one more each minute.
+    let minutes = (queued as i64 - 1).max(0) / per_minute;
+    if minutes == 0 {
+        return format!("{queued} mail(s) queued; they leave within a minute");
+    }
+    let finish = (now + Duration::minutes(minutes)).with_timezone(&tz);
+    format!(
+        "{queued} mail(s) queued; at [smtp] max_per_minute = {max_per_minute} the last leaves in about {minutes} min, around {}",
+        finish.format("%H:%M")
+    )
+}
+
+/// The sentence of [`expected_finish`] for what is queued now.
+pub async fn backlog_notice(app: &App) -> anyhow::Result<String> {
+    let queued = app
+        .store
+        .outbox_items()
+        .await?
+        .iter()
+        .filter(|m| m.state == crate::domain::OutboxState::Queued)
+        .count();
+    Ok(expected_finish(
+        queued,
+        app.config.smtp.max_per_minute,
+        Utc::now(),
+        app.config.defaults.timezone,
+    ))
+}
+
 pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
     let now = Utc::now();
     let limit = i64::from(app.config.smtp.max_per_minute);
@@ -143,7 +182,18 @@ pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, expected_finish};
+    use chrono::TimeZone as _;
+
+    #[test]
+    fn a_broadcast_to_2000_at_60_a_minute_says_when_it_ends() {
+        let now = chrono::Utc.with_ymd_and_hms(2027, 9, 6, 8, 0, 0).unwrap();
+        let tz = chrono_tz::Europe::Berlin;
+        let s = expected_finish(2000, 60, now, tz);
+        assert!(s.contains("about 33 min") && s.contains("10:33"), "{s}");
+        let s = expected_finish(60, 60, now, tz);
+        assert!(s.contains("within a minute"), "{s}");
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

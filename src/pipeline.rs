@@ -19,21 +19,31 @@ use crate::storage::{Fence, InboundOutcome, NewInbound};
 use crate::understand::{self, Action, Context, Understood};
 
 impl App {
-    /// Understand `raw` (never panics: a panic becomes a review item).
+    /// Understand `raw` (never panics: a panic becomes a review item). It runs
+    /// on a blocking thread: a mail takes a millisecond or more of CPU (see
+    /// `benches/understand.rs`), which would otherwise hold up the IMAP and
+    /// SMTP work of the other workers on the daemon's async threads.
     pub async fn understand(&self, raw: &[u8]) -> anyhow::Result<Understood> {
         let refs = understand::thread_references(raw);
         let thread = self.store.thread_conference(&refs).await?;
         let conferences = self.conference_refs();
-        let ctx = Context {
-            conferences: &conferences,
-            mailbox_address: &self.config.mailbox.address,
-            thread_conference: thread.as_deref(),
-            default_language: self.config.defaults.language,
-        };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::failpoint::panic_point("understand-panic");
-            understand::understand(raw, &ctx)
-        }));
+        let mailbox_address = self.config.mailbox.address.clone();
+        let default_language = self.config.defaults.language;
+        let raw = raw.to_vec();
+        let result = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::failpoint::panic_point("understand-panic");
+                let ctx = Context {
+                    conferences: &conferences,
+                    mailbox_address: &mailbox_address,
+                    thread_conference: thread.as_deref(),
+                    default_language,
+                };
+                understand::understand(&raw, &ctx)
+            }))
+        })
+        .await
+        .context("the thread reading a mail failed")?;
         Ok(result.unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()

@@ -4,13 +4,14 @@
 //! TLS is rustls (implicit or STARTTLS; clear text only on loopback, which the
 //! config already enforces). Every read and write has a timeout, so a server that
 //! goes silent is noticed. New mail is found by UID above the last one handled,
-//! with UIDVALIDITY checked. A handled message is moved with UID MOVE; a server
-//! without MOVE gets COPY plus the keyword `$RsvpdDone` — never an EXPUNGE, which
-//! could remove other people's deleted-flagged mail.
+//! with UIDVALIDITY checked. Mail is fetched and filed away in UID sets, one
+//! command for many messages (a round trip per batch, not per mail). Handled
+//! messages are moved with UID MOVE; a server without MOVE gets COPY plus the
+//! keyword `$RsvpdDone` — never an EXPUNGE, which could remove other people's
+//! deleted-flagged mail.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -78,39 +79,14 @@ impl imap::extensions::idle::SetReadTimeout for Stream {
 
 pub type Session = imap::Session<Stream>;
 
-fn tls_config(server: &ImapServer) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    if let Some(ca) = &server.ca_file {
-        let pem = std::fs::read(ca)
-            .with_context(|| format!("[mailbox] ca_file {} cannot be read", ca.display()))?;
-        let mut added = 0;
-        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-            let cert: rustls::pki_types::CertificateDer<'static> =
-                cert.map_err(|e| anyhow!("[mailbox] ca_file {} is not PEM: {e:?}", ca.display()))?;
-            roots.add(cert).with_context(|| {
-                format!("[mailbox] ca_file {} holds a bad certificate", ca.display())
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            bail!("[mailbox] ca_file {} holds no certificate", ca.display());
-        }
-    } else {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS setup")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 fn wrap_tls(server: &ImapServer, tcp: TcpStream) -> anyhow::Result<Io> {
     let name = ServerName::try_from(server.host.clone())
         .map_err(|_| anyhow!("`{}` is not a valid TLS server name", server.host))?;
-    let conn = rustls::ClientConnection::new(tls_config(server)?, name).context("TLS setup")?;
+    let conn = rustls::ClientConnection::new(
+        crate::tls::client_config("[mailbox]", server.ca_file.as_deref())?,
+        name,
+    )
+    .context("TLS setup")?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     // Drive the handshake now, so certificate problems surface as such.
     while tls.conn.is_handshaking() {
@@ -277,45 +253,87 @@ pub fn new_uids(session: &mut Session, last_uid: u32) -> anyhow::Result<Vec<(u32
     Ok(uids)
 }
 
-/// The whole message `uid`, or only its header (without setting \Seen).
+/// A UID set for a command: runs of consecutive UIDs become ranges
+/// (`4:9,12,15:16`), so a batch of thousands stays a short line.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// The whole messages `uids` in one command, or only their headers (without
+/// setting \Seen); a message gone meanwhile is left out.
 pub fn fetch(
     session: &mut Session,
-    uid: u32,
+    uids: &[u32],
     header_only: bool,
-) -> anyhow::Result<Option<Vec<u8>>> {
+) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
     let query = if header_only {
         "(UID BODY.PEEK[HEADER])"
     } else {
         "(UID BODY.PEEK[])"
     };
+    let set = uid_set(uids);
     let fetches = session
-        .uid_fetch(uid.to_string(), query)
-        .with_context(|| format!("UID FETCH {uid}"))?;
+        .uid_fetch(&set, query)
+        .with_context(|| format!("UID FETCH {set}"))?;
     Ok(fetches
         .iter()
-        .find(|f| f.uid == Some(uid))
-        .and_then(|f| if header_only { f.header() } else { f.body() })
-        .map(<[u8]>::to_vec))
+        .filter_map(|f| {
+            let uid = f.uid.filter(|u| uids.contains(u))?;
+            let raw = if header_only { f.header() } else { f.body() }?;
+            Some((uid, raw.to_vec()))
+        })
+        .collect())
 }
 
-/// Put the handled message `uid` into `target` (MOVE, or COPY + keyword).
-pub fn file_away(session: &mut Session, caps: Caps, uid: u32, target: &str) -> anyhow::Result<()> {
-    let set = uid.to_string();
+/// Put the handled messages `uids` into `target` in one command (MOVE, or
+/// COPY + keyword).
+pub fn file_away(
+    session: &mut Session,
+    caps: Caps,
+    uids: &[u32],
+    target: &str,
+) -> anyhow::Result<()> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let set = uid_set(uids);
     if caps.moves {
         session
             .uid_mv(&set, target)
-            .with_context(|| format!("UID MOVE {uid} to `{target}`"))?;
+            .with_context(|| format!("UID MOVE {set} to `{target}`"))?;
     } else {
         session
             .uid_copy(&set, quote(target))
-            .with_context(|| format!("UID COPY {uid} to `{target}`"))?;
+            .with_context(|| format!("UID COPY {set} to `{target}`"))?;
         // Not `uid_store`: Dovecot answers a new keyword with untagged FLAGS
         // and PERMANENTFLAGS that the imap crate cannot parse there.
         session
             .run_command_and_check_ok(format!(
                 "UID STORE {set} +FLAGS.SILENT (\\Seen {DONE_KEYWORD})"
             ))
-            .with_context(|| format!("UID STORE {uid}"))?;
+            .with_context(|| format!("UID STORE {set}"))?;
     }
     Ok(())
 }
@@ -328,4 +346,16 @@ pub fn idle(session: &mut Session, timeout: Duration) -> anyhow::Result<bool> {
         outcome,
         imap::extensions::idle::WaitOutcome::MailboxChanged
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_fold_runs_into_ranges() {
+        assert_eq!(uid_set(&[7]), "7");
+        assert_eq!(uid_set(&[3, 1, 2, 5, 9, 8, 8]), "1:3,5,8:9");
+        assert_eq!(uid_set(&[]), "");
+    }
 }

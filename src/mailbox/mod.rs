@@ -8,6 +8,13 @@
 //! makes crashes harmless: store first, then move; a message whose move was lost
 //! is seen again, found already handled by its location, and only moved.
 //!
+//! IMAP works in batches, because every command is a round trip: the bodies of
+//! up to [`FETCH_BATCH`] new mails come in one UID FETCH, and the mails handled
+//! meanwhile are filed away with one UID MOVE per target folder before the
+//! next batch is fetched and before the worker waits for new mail. The UID
+//! recorded as handled advances only after that move, so the order above holds
+//! for every mail of a batch.
+//!
 //! Only one process reads the mailbox at a time (`storage::reader`): the
 //! daemon's worker reads while it holds the reader's lease and passes the
 //! lease's fence to every write here.
@@ -26,6 +33,12 @@ use crate::config::{Config, ImapServer, MailboxSource};
 use crate::failpoint::failpoint;
 use crate::pipeline::Processed;
 use crate::storage::Fence;
+
+/// At most this many mails are fetched in one command…
+pub const FETCH_BATCH: usize = 64;
+/// …and at most this many bytes (by RFC822.SIZE; one larger mail still comes
+/// alone), so a batch of big mails cannot blow up the daemon's memory.
+const FETCH_BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// One message waiting to be handled.
 pub struct Pending {
@@ -67,32 +80,50 @@ impl Source {
                 session: None,
                 state: None,
                 queue: VecDeque::new(),
+                fetched: VecDeque::new(),
+                handled: Vec::new(),
             })),
         }
     }
 
-    /// The next message to handle, if any is there now.
-    pub async fn next(&mut self, app: &App) -> anyhow::Result<Option<Pending>> {
+    /// The next message to handle, if any is there now. `fence` is the
+    /// reader's: the progress recorded on the way is fenced like the outcomes.
+    pub async fn next(&mut self, app: &App, fence: Fence) -> anyhow::Result<Option<Pending>> {
         match self {
             Source::Maildir(m) => m.next_message(),
-            Source::Imap(s) => s.next(app).await,
+            Source::Imap(s) => s.next(app, fence).await,
         }
     }
 
-    /// File a handled message away according to its outcome; the progress
-    /// recorded is fenced like the outcome was (see `storage::reader`).
+    /// File a handled message away according to its outcome.
     pub async fn file_away(
         &mut self,
-        app: &App,
         msg: Pending,
         outcome: crate::storage::InboundOutcome,
-        fence: Fence,
     ) -> anyhow::Result<()> {
         let review = outcome == crate::storage::InboundOutcome::Review;
         match (self, msg.key) {
-            (Source::Maildir(m), Key::File(path)) => m.file_away(&path, review),
-            (Source::Imap(s), Key::Uid(uid)) => s.file_away(app, uid, review, fence).await,
+            (Source::Maildir(m), Key::File(path)) => {
+                m.file_away(&path, review)?;
+                failpoint("after-move");
+                Ok(())
+            }
+            // Moved with the rest of its batch (see the module documentation).
+            (Source::Imap(s), Key::Uid(uid)) => {
+                s.handled.push((uid, review));
+                Ok(())
+            }
             _ => Err(anyhow!("a message was filed away by the wrong source")),
+        }
+    }
+
+    /// File away what was handled and not yet moved (IMAP moves in batches);
+    /// called by `next` itself before it looks for more, and by the daemon
+    /// before it stops. The progress is recorded under the reader's `fence`.
+    pub async fn flush(&mut self, app: &App, fence: Fence) -> anyhow::Result<()> {
+        match self {
+            Source::Imap(s) => s.flush(app, fence).await,
+            Source::Maildir(_) => Ok(()),
         }
     }
 
@@ -112,8 +143,7 @@ impl Source {
     pub fn reset(&mut self) {
         if let Source::Imap(s) = self {
             s.session = None;
-            s.state = None;
-            s.queue.clear();
+            s.forget_folder();
         }
     }
 
@@ -152,8 +182,12 @@ pub struct ImapSource {
     max_size: u64,
     session: Option<imap::Session>,
     state: Option<FolderState>,
-    /// UIDs (with sizes) found new, handled one by one.
+    /// UIDs (with sizes) found new, not fetched yet.
     queue: VecDeque<(u32, u32)>,
+    /// Fetched in the last batch, not handled yet.
+    fetched: VecDeque<Pending>,
+    /// Handled (outcome stored), not moved yet: UID and whether to review.
+    handled: Vec<(u32, bool)>,
 }
 
 impl ImapSource {
@@ -180,10 +214,19 @@ impl ImapSource {
         if result.is_ok() {
             self.session = Some(session);
         } else {
-            self.state = None;
-            self.queue.clear();
+            self.forget_folder();
         }
         result
+    }
+
+    /// After the session is lost: whatever was found, fetched or handled and
+    /// not yet moved is found again after reconnecting (handled mail by its
+    /// location), because the recorded UID never passed it.
+    fn forget_folder(&mut self) {
+        self.state = None;
+        self.queue.clear();
+        self.fetched.clear();
+        self.handled.clear();
     }
 
     async fn ensure_session(&mut self, app: &App) -> anyhow::Result<()> {
@@ -234,58 +277,98 @@ impl ImapSource {
         Ok(())
     }
 
-    async fn next(&mut self, app: &App) -> anyhow::Result<Option<Pending>> {
+    async fn next(&mut self, app: &App, fence: Fence) -> anyhow::Result<Option<Pending>> {
         self.ensure_session(app).await?;
-        if self.queue.is_empty() {
-            self.refill().await?;
+        loop {
+            if let Some(msg) = self.fetched.pop_front() {
+                return Ok(Some(msg));
+            }
+            // The batch in hand is done: move it before looking further.
+            self.flush(app, fence).await?;
+            if self.queue.is_empty() {
+                self.refill().await?;
+                if self.queue.is_empty() {
+                    return Ok(None);
+                }
+            }
+            self.fetch_batch().await?;
         }
-        while let Some((uid, size)) = self.queue.pop_front() {
-            let oversize = (u64::from(size) > self.max_size).then_some(u64::from(size));
-            let raw = self
-                .blocking(move |s| imap::fetch(s, uid, oversize.is_some()))
-                .await?;
-            let Some(raw) = raw else {
-                // Gone meanwhile (another client moved it): nothing to handle.
-                continue;
-            };
-            let uidvalidity = self.state.as_ref().map(|s| s.uidvalidity).unwrap_or(0);
-            return Ok(Some(Pending {
-                location: format!("imap:{}:{}:{}", self.folder, uidvalidity, uid),
-                raw,
-                oversize,
-                key: Key::Uid(uid),
-            }));
-        }
-        Ok(None)
     }
 
-    async fn file_away(
-        &mut self,
-        app: &App,
-        uid: u32,
-        review: bool,
-        fence: Fence,
-    ) -> anyhow::Result<()> {
+    /// Fetch the next batch from the queue: whole mails in one command, the
+    /// headers of mails over `max_message_size` in another.
+    async fn fetch_batch(&mut self) -> anyhow::Result<()> {
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(&(uid, size)) = self.queue.front() {
+            let oversize = u64::from(size) > self.max_size;
+            let cost = if oversize { 0 } else { u64::from(size) };
+            if batch.len() >= FETCH_BATCH || (!batch.is_empty() && bytes + cost > FETCH_BATCH_BYTES)
+            {
+                break;
+            }
+            self.queue.pop_front();
+            bytes += cost;
+            batch.push((uid, size, oversize));
+        }
+        let whole: Vec<u32> = batch.iter().filter(|b| !b.2).map(|b| b.0).collect();
+        let headers: Vec<u32> = batch.iter().filter(|b| b.2).map(|b| b.0).collect();
+        let (mut whole, mut headers) = self
+            .blocking(move |s| {
+                Ok((
+                    imap::fetch(s, &whole, false)?,
+                    imap::fetch(s, &headers, true)?,
+                ))
+            })
+            .await?;
+        let uidvalidity = self.state.as_ref().map(|s| s.uidvalidity).unwrap_or(0);
+        for (uid, size, oversize) in batch {
+            let found = if oversize { &mut headers } else { &mut whole };
+            // Gone meanwhile (another client moved it): nothing to handle.
+            let Some(i) = found.iter().position(|(u, _)| *u == uid) else {
+                continue;
+            };
+            let (_, raw) = found.swap_remove(i);
+            self.fetched.push_back(Pending {
+                location: format!("imap:{}:{}:{}", self.folder, uidvalidity, uid),
+                raw,
+                oversize: oversize.then_some(u64::from(size)),
+                key: Key::Uid(uid),
+            });
+        }
+        Ok(())
+    }
+
+    /// Move the handled mails, one command per target folder, then record the
+    /// highest UID as handled.
+    async fn flush(&mut self, app: &App, fence: Fence) -> anyhow::Result<()> {
+        if self.handled.is_empty() {
+            return Ok(());
+        }
         let state = self
             .state
             .as_ref()
             .ok_or_else(|| anyhow!("no IMAP folder selected"))?;
         let caps = state.caps;
-        let target = if review {
-            state.review.clone()
-        } else {
-            state.processed.clone()
-        };
+        let (processed, review) = (state.processed.clone(), state.review.clone());
         let uidvalidity = state.uidvalidity;
-        self.blocking(move |s| imap::file_away(s, caps, uid, &target))
-            .await?;
+        let done: Vec<u32> = self.handled.iter().filter(|h| !h.1).map(|h| h.0).collect();
+        let to_review: Vec<u32> = self.handled.iter().filter(|h| h.1).map(|h| h.0).collect();
+        let highest = self.handled.iter().map(|h| h.0).max().unwrap_or(0);
+        self.blocking(move |s| {
+            imap::file_away(s, caps, &done, &processed)?;
+            imap::file_away(s, caps, &to_review, &review)
+        })
+        .await?;
+        self.handled.clear();
         let key = self.state_key();
         if let Some(state) = self.state.as_mut() {
-            state.last_uid = state.last_uid.max(uid);
+            state.last_uid = state.last_uid.max(highest);
             app.store
                 .set_mailbox_state(&key, uidvalidity, state.last_uid, fence)
                 .await?;
         }
+        failpoint("after-move");
         Ok(())
     }
 
@@ -325,7 +408,7 @@ pub async fn drain(app: &App, source: &mut Source, fence: Fence) -> anyhow::Resu
 
 /// Handle one message; false when there was none.
 pub async fn step(app: &App, source: &mut Source, fence: Fence) -> anyhow::Result<bool> {
-    let Some(msg) = source.next(app).await? else {
+    let Some(msg) = source.next(app, fence).await? else {
         return Ok(false);
     };
     failpoint("after-fetch");
@@ -336,9 +419,6 @@ pub async fn step(app: &App, source: &mut Source, fence: Fence) -> anyhow::Resul
     if let Processed::AlreadyHandled(outcome) = &processed {
         debug!(location = %msg.location, %outcome, "already handled; filing it away");
     }
-    source
-        .file_away(app, msg, processed.outcome(), fence)
-        .await?;
-    failpoint("after-move");
+    source.file_away(msg, processed.outcome()).await?;
     Ok(true)
 }
