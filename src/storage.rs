@@ -693,19 +693,17 @@ impl StoreTx {
 
     /// People (party sizes) holding a place. Pending (double-opt-in)
     /// registrations hold none: the place goes to whoever confirms first.
+    /// The database keeps the count as registrations change (a trigger of
+    /// the migration `capacity`), so this reads one row, not the conference.
     pub async fn seats_taken(&mut self, conference: &str) -> anyhow::Result<i64> {
-        let n: i64 = on_tx!(self, |c| {
-            sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(party_size), 0) AS BIGINT) FROM registrations
-                 WHERE conference_id = $1 AND status = $2",
-            )
-            .bind(conference)
-            .bind(Status::Confirmed.as_str())
-            .fetch_one(&mut *c)
-            .await
+        let n: Option<i64> = on_tx!(self, |c| {
+            sqlx::query_scalar("SELECT taken FROM conference_seats WHERE conference_id = $1")
+                .bind(conference)
+                .fetch_optional(&mut *c)
+                .await
         })
         .context("counting seats")?;
-        Ok(n)
+        Ok(n.unwrap_or(0))
     }
 
     /// Waitlisted registrations in the order they came.

@@ -11,7 +11,10 @@ use crate::app::{Backend, MAILBOX, Rsvpd, mail, on_both_backends, registration, 
 
 const WAIT: Duration = Duration::from_secs(30);
 
-on_both_backends!(update_by_a_reply_changes_the_registration);
+on_both_backends!(
+    update_by_a_reply_changes_the_registration,
+    the_seats_count_follows_every_change
+);
 
 /// A registration by mail is recorded and confirmed; a reply changing the
 /// workshop finds its conference by the thread (a Message-ID rsvpd sent) and
@@ -167,4 +170,52 @@ fn every_cli_command_works_on_postgres() {
     assert_eq!(person["registrations"].as_array().map(Vec::len), Some(1));
     let out = app.ok(&["forget", "jan@example.pl"]);
     assert!(out.contains("erased 1 registration"), "{out}");
+}
+
+/// The seats a conference's confirmed registrations take are counted by the
+/// database as registrations change (migration `capacity`); after each kind
+/// of change the count equals the sum of the confirmed party sizes.
+fn the_seats_count_follows_every_change(backend: Backend) {
+    let (dovecot, sink) = servers();
+    let app = Rsvpd::on(backend, &dovecot, &sink);
+    let check = |conference: &str, expected: i64| {
+        let (counted, summed) = app.db(async |s| {
+            let summed: i64 = s
+                .registrations(conference, false)
+                .await?
+                .iter()
+                .filter(|r| r.status == rsvpd::storage::Status::Confirmed)
+                .map(|r| i64::from(r.party_size))
+                .sum();
+            let mut tx = s.begin().await?;
+            let counted = tx.seats_taken(conference).await?;
+            Ok((counted, summed))
+        });
+        assert_eq!((counted, summed), (expected, expected), "{conference}");
+    };
+    let add = |conference: &str, who: &str, party: &str| {
+        app.ok(&["add", conference, who, "--party-size", party]);
+    };
+    check("miko-2027", 0);
+    add("miko-2027", "a@example.org", "3");
+    add("miko-2027", "b@example.org", "1");
+    add("miko-2027", "c@example.org", "2");
+    check("miko-2027", 6);
+    app.ok(&["cancel", "miko-2027", "b@example.org"]);
+    check("miko-2027", 5);
+    // Registering again updates the party.
+    add("miko-2027", "a@example.org", "2");
+    check("miko-2027", 4);
+    app.ok(&["forget", "c@example.org"]);
+    check("miko-2027", 2);
+    // Capacity 3: the second party waits, and moves up when the first cancels.
+    add("fishbowl-hainholz", "q@example.org", "2");
+    add("fishbowl-hainholz", "r@example.org", "2");
+    check("fishbowl-hainholz", 2);
+    app.ok(&["cancel", "fishbowl-hainholz", "q@example.org"]);
+    let r = app.attendees("fishbowl-hainholz", false);
+    assert_eq!(r.len(), 1, "{r:#?}");
+    assert_eq!(r[0]["status"], "confirmed", "{r:#?}");
+    check("fishbowl-hainholz", 2);
+    check("miko-2027", 2);
 }
