@@ -19,6 +19,7 @@ use crate::output::{Format, Table, print_json};
 use crate::pipeline::{Processed, hex_sha256};
 use crate::register::Actor;
 use crate::storage::{Fence, OutboxState, Store};
+use crate::{say, say_raw};
 
 fn load(path: &Path) -> anyhow::Result<Config> {
     Config::load(path)
@@ -41,12 +42,12 @@ pub fn hash_password() -> anyhow::Result<()> {
             "no password on stdin; type it after `rsvpd hash-password` and press Enter, then Ctrl+D, or pipe it in"
         );
     }
-    println!("{}", crate::web::auth::hash_password(password)?);
+    say!("{}", crate::web::auth::hash_password(password)?)?;
     Ok(())
 }
 
 pub fn default_config() -> anyhow::Result<()> {
-    print!("{}", config::EXAMPLE);
+    say_raw!("{}", config::EXAMPLE)?;
     Ok(())
 }
 
@@ -59,22 +60,76 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<()> {
     }
 }
 
-pub async fn check(path: &Path) -> anyhow::Result<()> {
+pub async fn check(path: &Path, offline: bool) -> anyhow::Result<()> {
     let config = load(path)?;
-    println!(
+    say!(
         "config      ok: {} ({} conference(s))",
         path.display(),
         config.conferences.len()
-    );
+    )?;
+    if offline {
+        return check_offline(&config);
+    }
     let app = App::open(config).await?;
-    println!("database    ok: {}", app.config.database.describe());
+    say!("database    ok: {}", app.config.database.describe())?;
     let mut source = Source::new(&app.config);
     let line = source.check(&app).await.context("mailbox check failed")?;
-    println!("mailbox     ok: {line}");
+    say!("mailbox     ok: {line}")?;
     let transport = Transport::new(&app.config.smtp)?;
     let line = transport.check().await.context("SMTP check failed")?;
-    println!("smtp        ok: {line}");
+    say!("smtp        ok: {line}")?;
     app.store.close().await;
+    Ok(())
+}
+
+/// `check --offline` (the unit's `ExecStartPre`): everything that can be
+/// checked on this machine — templates, CA files, that the password files
+/// can be read — without contacting a server, so a mail server that is down
+/// at boot does not stop the start.
+fn check_offline(config: &Config) -> anyhow::Result<()> {
+    crate::mailer::Renderer::new(config)?;
+    say!("templates   ok: every template renders")?;
+    match &config.mailbox.source {
+        config::MailboxSource::Maildir(dir) => say!(
+            "mailbox     ok: Maildir {} (not read: --offline)",
+            dir.display()
+        )?,
+        config::MailboxSource::Imap(s) => {
+            s.password.read()?;
+            say!(
+                "mailbox     ok: IMAP {}:{} as {}, password from {} (not contacted: --offline)",
+                s.host,
+                s.port,
+                s.user,
+                s.password.describe()
+            )?
+        }
+    }
+    // Building the transport reads the CA file; it connects only when sending.
+    Transport::new(&config.smtp)?;
+    match &config.smtp.transport {
+        config::SmtpTransportConfig::File(dir) => {
+            say!("smtp        ok: mail is written into {}", dir.display())?
+        }
+        config::SmtpTransportConfig::Smtp(s) => {
+            let login = match (&s.user, &s.password) {
+                (Some(user), Some(password)) => {
+                    password.read()?;
+                    format!("as {user}, password from {}", password.describe())
+                }
+                _ => "without login".to_string(),
+            };
+            say!(
+                "smtp        ok: {}:{} {login} (not contacted: --offline)",
+                s.host,
+                s.port
+            )?
+        }
+    }
+    say!(
+        "database    not opened (--offline): {}",
+        config.database.describe()
+    )?;
     Ok(())
 }
 
@@ -132,12 +187,12 @@ pub async fn ingest(path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
                 Processed::Done(o) => o.outcome.to_string(),
                 Processed::AlreadyHandled(_) => "already handled".to_string(),
             };
-            println!("{}: {outcome}", file.display());
+            say!("{}: {outcome}", file.display())?;
             *counts.entry(outcome).or_default() += 1;
         }
     }
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("{}", summary.join(", "));
+    say!("{}", summary.join(", "))?;
     app.store.close().await;
     Ok(())
 }
@@ -255,7 +310,7 @@ pub async fn attendees(
                 .filter(|r| r.status == crate::storage::Status::Confirmed)
                 .map(|r| r.party_size)
                 .sum();
-            println!("{} registration(s), {people} confirmed people", regs.len());
+            say!("{} registration(s), {people} confirmed people", regs.len())?;
             Ok(())
         }
     }
@@ -269,7 +324,7 @@ pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => print_json(&items),
         _ => {
-            let mut t = Table::new(&["ID", "RECEIVED", "FROM", "SUBJECT", "REASON"]);
+            let mut t = Table::new(&["ID", "RECEIVED", "FROM", "SUBJECT", "REASON", "WHY"]);
             for i in &items {
                 t.row(vec![
                     i.id.to_string(),
@@ -277,10 +332,14 @@ pub async fn review_list(path: &Path, format: Format) -> anyhow::Result<()> {
                     i.from.clone().unwrap_or_default(),
                     i.subject.clone(),
                     i.reason.clone(),
+                    i.explanation
+                        .as_ref()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
                 ]);
             }
             t.print()?;
-            println!("{} message(s) need a human", items.len());
+            say!("{} message(s) need a human", items.len())?;
             Ok(())
         }
     }
@@ -291,10 +350,11 @@ pub async fn review_assign(path: &Path, id: i64, conference: &str) -> anyhow::Re
     known_conference(&config, conference)?;
     let app = App::open(config).await?;
     let assigned = crate::review::assign(&app, id, conference, None, "an organizer").await?;
-    println!(
+    say!(
         "review item {id}: recorded for {}, {} mail(s) queued",
-        assigned.conference, assigned.queued
-    );
+        assigned.conference,
+        assigned.queued
+    )?;
     app.store.close().await;
     Ok(())
 }
@@ -307,7 +367,7 @@ pub async fn review_dismiss(path: &Path, id: i64) -> anyhow::Result<()> {
     if !dismissed {
         bail!("no open review item {id}; `rsvpd review` lists them");
     }
-    println!("review item {id} dismissed");
+    say!("review item {id} dismissed")?;
     Ok(())
 }
 
@@ -352,7 +412,7 @@ pub async fn outbox(path: &Path, format: Format) -> anyhow::Result<()> {
                 .iter()
                 .filter(|i| i.state == OutboxState::Failed)
                 .count();
-            println!("{} mail(s): {queued} queued, {failed} failed", items.len());
+            say!("{} mail(s): {queued} queued, {failed} failed", items.len())?;
             Ok(())
         }
     }
@@ -390,14 +450,14 @@ pub async fn add(path: &Path, conference: &str, email: &str, args: AddArgs) -> a
         force: args.force,
     };
     let added = manual::add(&app, &conf, new, Actor::Cli { message_id: None }).await?;
-    println!(
+    say!(
         "{} registered for {} ({}); {} mail(s) queued{}",
         added.email,
         conf.id,
         added.status.map(|s| s.as_str()).unwrap_or("?"),
         added.queued,
         added.note.map(|n| format!(" — {n}")).unwrap_or_default()
-    );
+    )?;
     app.store.close().await;
     Ok(())
 }
@@ -407,7 +467,7 @@ pub async fn cancel(path: &Path, conference: &str, email: &str) -> anyhow::Resul
     let conf = known_conference(&config, conference)?.clone();
     let app = App::open(config).await?;
     let queued = manual::cancel(&app, &conf, email, Actor::Cli { message_id: None }).await?;
-    println!("{email} cancelled for {}; {queued} mail(s) queued", conf.id);
+    say!("{email} cancelled for {}; {queued} mail(s) queued", conf.id)?;
     app.store.close().await;
     Ok(())
 }
@@ -441,27 +501,27 @@ pub async fn send(
     let plan = crate::broadcast::prepare(&app, &conf, subject, &body, &statuses, now).await?;
     let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     for (email, why) in &plan.skipped {
-        println!("left out {email}: {why}");
+        say!("left out {email}: {why}")?;
     }
     if dry_run {
-        println!(
+        say!(
             "dry run: {} mail(s) would be queued for {} ({}); nothing was queued",
             plan.mails.len(),
             conf.id,
             names.join(",")
-        );
+        )?;
         if let Some(sample) = &plan.sample {
-            println!("--- sample ---\n{sample}");
+            say!("--- sample ---\n{sample}")?;
         }
     } else {
         let n = crate::broadcast::queue(&app, &conf, plan, now).await?;
-        println!(
+        say!(
             "{n} mail(s) queued for {} ({}); `rsvpd outbox` shows them",
             conf.id,
             names.join(",")
-        );
+        )?;
         // With the daemon running; `run --once` sends at the same pace.
-        println!("{}", crate::outbox::backlog_notice(&app).await?);
+        say!("{}", crate::outbox::backlog_notice(&app).await?)?;
     }
     app.store.close().await;
     Ok(())
@@ -475,16 +535,34 @@ pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
     print_json(&data)
 }
 
-pub async fn forget(path: &Path, email: &str) -> anyhow::Result<()> {
+pub async fn forget(path: &Path, email: &str, dry_run: bool) -> anyhow::Result<()> {
     let config = load(path)?;
     let store = Store::open(&config.database).await?;
-    let erased = store.forget(email).await?;
+    let result = crate::privacy::forget(&config, &store, email, dry_run).await;
     store.close().await;
-    println!(
-        "{email}: erased {} registration(s), {} received and {} sent mail(s); \
-         mail still in the mailbox folders is not touched — delete it there if it must go too",
-        erased.registrations, erased.messages_received, erased.messages_sent
-    );
+    let f = result?;
+    let verb = if dry_run { "would erase" } else { "erased" };
+    say!(
+        "{email}: {verb} {} registration(s), {} received and {} sent mail(s) in the database, \
+         the body of {} organizers' digest(s) that listed them, and {} sent copy file(s):",
+        f.registrations,
+        f.messages_received,
+        f.messages_sent,
+        f.digests,
+        f.files.len()
+    )?;
+    for file in &f.files {
+        say!("  {}", file.display())?;
+    }
+    if let Some(db) = &f.database_files {
+        say!("{db}")?;
+    }
+    say!(
+        "mail in the mailbox folders (processed, review) is not touched by this version — delete it there if it must go too"
+    )?;
+    if dry_run {
+        say!("dry run: nothing was erased")?;
+    }
     Ok(())
 }
 

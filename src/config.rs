@@ -43,7 +43,13 @@ pub struct WebConfig {
     /// The address people use (behind the reverse proxy); `https` makes cookies Secure.
     pub public_url: Option<String>,
     pub users: Vec<WebUser>,
+    /// `/healthz` turns 503 when a worker has failed this long.
+    pub unhealthy_after: Duration,
 }
+
+/// How long a worker may fail before `/healthz` says so: long enough for a
+/// server restart, short enough to page before the morning.
+pub const DEFAULT_UNHEALTHY_AFTER: Duration = Duration::from_secs(5 * 60);
 
 impl WebConfig {
     /// Whether the dashboard is reached over https (cookies get `Secure`).
@@ -104,7 +110,8 @@ pub struct ImapServer {
     pub port: u16,
     pub tls: Tls,
     pub user: String,
-    pub password: Secret,
+    /// Read when rsvpd logs in, not when the config is parsed.
+    pub password: PasswordSource,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -149,7 +156,8 @@ pub struct SmtpServer {
     pub port: u16,
     pub tls: Tls,
     pub user: Option<String>,
-    pub password: Option<Secret>,
+    /// Read when rsvpd logs in, not when the config is parsed; None without a user.
+    pub password: Option<PasswordSource>,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -325,6 +333,65 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where a server password comes from. The file is read only when a command
+/// connects (`run`, `check`, `ingest` do; `attendees`, `review`, … never do),
+/// so organizers can use the database commands without the service's
+/// credentials, and a rotated password file is picked up at the next login.
+#[derive(Clone)]
+pub struct PasswordSource {
+    /// "[mailbox]" or "[smtp]", for messages.
+    section: &'static str,
+    from: PasswordFrom,
+}
+
+#[derive(Clone)]
+enum PasswordFrom {
+    File(PathBuf),
+    /// The environment variable's name and the value it had.
+    Env(&'static str, Secret),
+}
+
+impl PasswordSource {
+    /// The password, read now.
+    pub fn read(&self) -> anyhow::Result<Secret> {
+        match &self.from {
+            PasswordFrom::Env(_, s) => Ok(s.clone()),
+            PasswordFrom::File(p) => {
+                let s = std::fs::read_to_string(p).with_context(|| {
+                    format!(
+                        "{} cannot read password_file {}; only commands that connect need it (run as the service's user, where systemd's LoadCredential provides it)",
+                        self.section,
+                        p.display()
+                    )
+                })?;
+                let s = s.trim_end_matches(['\r', '\n']).to_string();
+                if s.is_empty() {
+                    bail!(
+                        "{} password_file {} is empty; put the password in it",
+                        self.section,
+                        p.display()
+                    );
+                }
+                Ok(Secret(s))
+            }
+        }
+    }
+
+    /// What the password is read from, for `check --offline`.
+    pub fn describe(&self) -> String {
+        match &self.from {
+            PasswordFrom::File(p) => format!("password_file {}", p.display()),
+            PasswordFrom::Env(name, _) => format!("the environment variable {name}"),
+        }
+    }
+}
+
+impl fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "password from {}", self.describe())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The file as written. Values that can be checked on their own are parsed by
 // their `Deserialize` impl, so the toml crate attaches the line to the error.
@@ -347,6 +414,8 @@ struct RawConfig {
 struct RawWeb {
     listen: Spanned<String>,
     public_url: Option<Spanned<String>>,
+    #[serde(default = "default_unhealthy_after")]
+    unhealthy_after: HumanDuration,
     #[serde(default, rename = "user")]
     users: Vec<RawWebUser>,
 }
@@ -380,6 +449,10 @@ struct RawMailbox {
     max_message_size: ByteSize,
     address: Option<Spanned<String>>,
     ca_file: Option<String>,
+}
+
+fn default_unhealthy_after() -> HumanDuration {
+    HumanDuration(DEFAULT_UNHEALTHY_AFTER)
 }
 
 fn default_folder() -> String {
@@ -743,7 +816,26 @@ struct ServerUrl {
     tls_none: bool,
 }
 
+/// `s` with the password of its user part replaced by `***`, if it has one
+/// (`imap://user:secret@host`); None when there is none.
+fn url_without_password(s: &str) -> Option<String> {
+    let start = s.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = s[start..]
+        .find(['/', '?'])
+        .map(|i| start + i)
+        .unwrap_or(s.len());
+    let at = start + s[start..end].rfind('@')?;
+    let colon = start + s[start..at].find(':')?;
+    Some(format!("{}:***{}", &s[..colon], &s[at..]))
+}
+
 fn parse_server_url(s: &str) -> Result<ServerUrl, String> {
+    // Before any message that quotes the URL: the password must not be repeated.
+    if let Some(shown) = url_without_password(s) {
+        return Err(format!(
+            "`{shown}` contains a password; passwords never sit in the config file: remove it from the URL and put it into password_file (e.g. a systemd credential) or the environment variable"
+        ));
+    }
     let (scheme, rest) = s.split_once("://").ok_or_else(|| {
         format!("`{s}` is not a URL; it must start with a scheme such as imaps://")
     })?;
@@ -920,6 +1012,44 @@ pub fn resolve_path(arg: Option<&Path>) -> PathBuf {
     PathBuf::from("/etc/rsvpd/rsvpd.toml")
 }
 
+/// `msg` about the value at `offset`, led by its key and table when the
+/// message does not name them ("invalid type: string \"200\", expected u32"
+/// becomes "[[conference]] capacity: …; write the number without quotes").
+fn with_key(text: &str, offset: usize, msg: &str) -> String {
+    static KEY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"([A-Za-z0-9_.-]+|"[^"]*")\s*=\s*[\[{]?\s*$"#).expect("a valid regex")
+    });
+    static TABLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?m)^\s*(\[\[?[^\]]+\]\]?)").expect("a valid regex")
+    });
+    let offset = offset.min(text.len());
+    if msg.contains("field `") || !text.is_char_boundary(offset) {
+        // serde already named it ("unknown field `x`", "missing field `url`").
+        return msg.to_string();
+    }
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let Some(key) = KEY
+        .captures(&text[line_start..offset])
+        .map(|c| c[1].to_string())
+    else {
+        return msg.to_string();
+    };
+    let table = TABLE
+        .captures_iter(&text[..line_start])
+        .last()
+        .map(|c| format!("{} ", &c[1]))
+        .unwrap_or_default();
+    let number = ["u8", "u16", "u32", "u64", "i64", "integer"]
+        .iter()
+        .any(|t| msg.ends_with(&format!("expected {t}")));
+    let hint = if msg.starts_with("invalid type: string") && number {
+        format!("; write the number without quotes, e.g. {key} = 200")
+    } else {
+        String::new()
+    };
+    format!("{table}{key}: {msg}{hint}")
+}
+
 /// A config problem located in the file: "FILE line N: message".
 fn at_line(path: &Path, text: &str, offset: usize, msg: impl fmt::Display) -> anyhow::Error {
     let line = text[..offset.min(text.len())].matches('\n').count() + 1;
@@ -943,10 +1073,12 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Config> {
+        // Only the message and our own wording: toml's Display quotes the
+        // line, which may hold a secret someone pasted by mistake.
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
             match e.span() {
-                Some(span) => at_line(path, text, span.start, msg),
+                Some(span) => at_line(path, text, span.start, with_key(text, span.start, &msg)),
                 None => anyhow::anyhow!("{}: {}", path.display(), msg),
             }
         })?;
@@ -971,8 +1103,7 @@ impl Config {
                 tls,
                 user,
             } => {
-                let password = read_secret(m.password_file.as_deref(), "RSVPD_IMAP_PASSWORD", &resolve, env)
-                    .map_err(|e| at_line(path, text, url_offset, format!("[mailbox] {e}")))?
+                let password = password_source("[mailbox]", m.password_file.as_deref(), "RSVPD_IMAP_PASSWORD", &resolve, env)
                     .ok_or_else(|| {
                         at_line(
                             path,
@@ -1019,13 +1150,13 @@ impl Config {
                 tls,
                 user,
             } => {
-                let password = read_secret(
+                let password = password_source(
+                    "[smtp]",
                     s.password_file.as_deref(),
                     "RSVPD_SMTP_PASSWORD",
                     &resolve,
                     env,
-                )
-                .map_err(|e| at_line(path, text, smtp_offset, format!("[smtp] {e}")))?;
+                );
                 if user.is_some() && password.is_none() {
                     return Err(at_line(
                         path,
@@ -1035,11 +1166,11 @@ impl Config {
                     ));
                 }
                 SmtpTransportConfig::Smtp(SmtpServer {
+                    password: password.filter(|_| user.is_some()),
                     host,
                     port,
                     tls,
                     user,
-                    password,
                     ca_file: s.ca_file.as_deref().map(&resolve),
                 })
             }
@@ -1069,6 +1200,12 @@ impl Config {
         } else if db_url.starts_with("postgres://") || db_url.starts_with("postgresql://") {
             let bad =
                 |what: String| at_line(path, text, db_offset, format!("[database] url: {what}"));
+            // Before any message that quotes the URL.
+            if let Some(shown) = url_without_password(&db_url) {
+                return Err(bad(format!(
+                    "`{shown}` contains a password; it does not belong in the file: put it in [database] password_file or RSVPD_DATABASE_PASSWORD"
+                )));
+            }
             let parsed = url::Url::parse(&db_url).map_err(|e| {
                 bad(format!(
                     "`{db_url}` is not a URL ({e}); write postgres://USER@HOST:PORT/DB"
@@ -1355,6 +1492,7 @@ fn parse_web(
         listen,
         public_url,
         users,
+        unhealthy_after: w.unhealthy_after.0,
     })
 }
 
@@ -1362,6 +1500,25 @@ fn looks_like_address(s: &str) -> bool {
     s.parse::<lettre::Address>().is_ok()
 }
 
+/// Where the password of `section` comes from: `password_file` (read later,
+/// when a command connects), else the environment variable `env_name`.
+fn password_source(
+    section: &'static str,
+    file: Option<&str>,
+    env_name: &'static str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<PasswordSource> {
+    let from = match file {
+        Some(f) => PasswordFrom::File(resolve(f)),
+        None => PasswordFrom::Env(env_name, Secret(env(env_name).filter(|s| !s.is_empty())?)),
+    };
+    Some(PasswordSource { section, from })
+}
+
+/// The database password, read now: every command that uses the database
+/// connects to it at once (the mail servers' passwords wait, see
+/// `PasswordSource`).
 fn read_secret(
     file: Option<&str>,
     env_name: &str,
@@ -1419,7 +1576,7 @@ at = "09:00"
                 assert_eq!(s.user, "anmeldung@example.org");
                 assert_eq!(s.port, 1143);
                 assert_eq!(s.tls, Tls::None);
-                assert_eq!(s.password.expose(), "pw");
+                assert_eq!(s.password.read().expect("env password").expose(), "pw");
             }
             other => panic!("{other:?}"),
         }
@@ -1434,6 +1591,51 @@ at = "09:00"
             c.conferences[0].starts.to_rfc3339(),
             "2027-10-15T11:30:00+00:00"
         );
+    }
+
+    #[test]
+    fn a_type_error_names_the_key_its_table_and_the_line() {
+        let text = GOOD.replace(
+            "ends = \"2027-10-15T19:30\"",
+            "ends = \"2027-10-15T19:30\"\ncapacity = \"200\"",
+        );
+        let e = format!("{:#}", parse(&text).expect_err("must fail"));
+        assert!(
+            e.contains("line 14")
+                && e.contains("[[conference]] capacity: invalid type: string \"200\"")
+                && e.contains("without quotes"),
+            "{e}"
+        );
+        let text = GOOD.replace("[smtp]\n", "[smtp]\nmax_per_minute = true\n");
+        let e = format!("{:#}", parse(&text).expect_err("must fail"));
+        assert!(
+            e.contains("[smtp] max_per_minute: invalid type: boolean"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_refused_without_repeating_it() {
+        for (from, to) in [
+            (
+                "imap://anmeldung%40example.org@127.0.0.1:1143?tls=none",
+                "imap://anmeldung%40example.org:Geheim%2F123@127.0.0.1:1143?tls=none",
+            ),
+            (
+                "smtp://127.0.0.1:2525?tls=none",
+                "smtp://orga:Geheim%2F123@127.0.0.1:2525?tls=none",
+            ),
+        ] {
+            let e = format!(
+                "{:#}",
+                parse(&GOOD.replace(from, to)).expect_err("must fail")
+            );
+            assert!(
+                e.contains("contains a password") && e.contains("password_file"),
+                "{e}"
+            );
+            assert!(!e.contains("Geheim"), "{e}");
+        }
     }
 
     #[test]

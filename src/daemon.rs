@@ -16,6 +16,11 @@
 //! every instance regardless. The lease outlives a SIGHUP reload (the new
 //! worker takes it over). On SQLite a second daemon is refused at start; a
 //! `run --once` beside a daemon leaves the mailbox to it.
+//!
+//! Every loop tells `health` by when it reports again and how its steps go;
+//! the systemd watchdog is fed from that (a hung worker gets the service
+//! restarted), not from the signal loop, and `STATUS=` says what the daemon
+//! is doing.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +31,7 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::config::{Config, DatabaseConfig};
+use crate::health::Health;
 use crate::mailbox::{self, Source};
 use crate::mailer::Transport;
 use crate::outbox::{self, Step};
@@ -78,6 +84,13 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
                 tokio::time::sleep(wait).await;
             }
             Step::Idle(_) => break,
+            Step::Paused(until) => {
+                warn!(
+                    retry_at = %crate::storage::ts(until),
+                    "sending is paused (see the error above); queued mail stays in the outbox"
+                );
+                break;
+            }
         }
     }
     info!(handled, scheduled, sent, "run --once finished");
@@ -109,12 +122,21 @@ async fn prepare(config: Config) -> anyhow::Result<(Arc<App>, Transport)> {
     Ok((app, transport))
 }
 
-fn start((app, transport): (Arc<App>, Transport), reader: &ReaderSlot) -> Running {
+fn start(
+    (app, transport): (Arc<App>, Transport),
+    reader: &ReaderSlot,
+    health: &Arc<Health>,
+) -> Running {
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = vec![
-        tokio::spawn(mailbox_loop(app.clone(), reader.clone(), stop_rx.clone())),
-        tokio::spawn(schedule_loop(app.clone(), stop_rx.clone())),
-        tokio::spawn(outbox_loop(app.clone(), transport, stop_rx)),
+        tokio::spawn(mailbox_loop(
+            app.clone(),
+            reader.clone(),
+            health.clone(),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(schedule_loop(app.clone(), health.clone(), stop_rx.clone())),
+        tokio::spawn(outbox_loop(app.clone(), transport, health.clone(), stop_rx)),
     ];
     Running {
         app,
@@ -161,7 +183,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the workers start must stop
     // them cleanly, not kill the process by the signal's default action (the
     // shutdown and web tests hit that window on a loaded machine).
-    let mut signals = Signals::install(watchdog_interval())?;
+    let mut signals = Signals::install()?;
+    let health = Health::new(
+        config
+            .web
+            .as_ref()
+            .map_or(crate::config::DEFAULT_UNHEALTHY_AFTER, |w| {
+                w.unhealthy_after
+            }),
+    );
     let prepared = prepare(config).await?;
     let reader = ReaderSlot::default();
     if matches!(prepared.0.config.database, DatabaseConfig::Sqlite { .. }) {
@@ -176,11 +206,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (app_tx, app_rx) = watch::channel(prepared.0.clone());
     let (web_stop_tx, web_stop_rx) = watch::channel(false);
-    let web_task =
-        listener.map(|l| tokio::spawn(web::serve(l, web::WebState::new(app_rx), web_stop_rx)));
-    let mut running = start(prepared, &reader);
+    let web_state = web::WebState::new(app_rx.clone()).with_health(health.clone());
+    let web_task = listener.map(|l| tokio::spawn(web::serve(l, web_state, web_stop_rx.clone())));
+    let mut running = start(prepared, &reader, &health);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(config = %path.display(), "rsvpd is running");
+    let supervisor = tokio::spawn(supervise(app_rx, health.clone(), web_stop_rx));
     while signals.next().await == Signal::Reload {
         notify_systemd(&[sd_notify::NotifyState::Reloading]);
         // The new configuration is checked and opened before the old workers
@@ -205,7 +236,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     // none reaches the old one's store after it is closed.
                     app_tx.send_replace(prepared.0.clone());
                     stop(running).await;
-                    running = start(prepared, &reader);
+                    running = start(prepared, &reader, &health);
                     info!(config = %path.display(), "configuration reloaded");
                 }
             },
@@ -216,6 +247,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // The HTTP server first: requests in flight still need the store.
     let _ = web_stop_tx.send(true);
+    let _ = supervisor.await;
     if let Some(task) = web_task
         && tokio::time::timeout(Duration::from_secs(5), task)
             .await
@@ -261,8 +293,74 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
     let _ = sd_notify::notify(state);
 }
 
-fn watchdog_interval() -> Option<Duration> {
-    sd_notify::watchdog_enabled().map(|d| d / 2)
+/// How often the supervisor looks: twice per watchdog period, else every 30 s.
+fn supervise_interval() -> Duration {
+    sd_notify::watchdog_enabled()
+        .map(|d| d / 2)
+        .unwrap_or(Duration::from_secs(30))
+        .max(Duration::from_millis(100))
+}
+
+/// Feed systemd's watchdog while no worker is stuck, and keep `STATUS=`
+/// current, until `stop`.
+async fn supervise(
+    app: watch::Receiver<Arc<App>>,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let watchdog = sd_notify::watchdog_enabled().is_some();
+    let mut tick = tokio::time::interval(supervise_interval());
+    let mut fed = true;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let alive = health.all_alive();
+        if watchdog && alive {
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+        }
+        if alive != fed {
+            fed = alive;
+            if !alive {
+                let why = health.check(chrono::Utc::now()).err().unwrap_or_default();
+                error!(problem = %why, "a worker is stuck; systemd's watchdog is no longer fed and will restart rsvpd");
+            }
+        }
+        let app = app.borrow().clone();
+        match status(&app).await {
+            Ok(line) => notify_systemd(&[sd_notify::NotifyState::Status(&line)]),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "cannot read the state for systemd's STATUS")
+            }
+        }
+    }
+}
+
+async fn status(app: &App) -> anyhow::Result<String> {
+    let queued = app
+        .store
+        .outbox_counts()
+        .await?
+        .into_iter()
+        .find(|(s, _)| s == "queued")
+        .map_or(0, |c| c.1);
+    let last = app.store.last_mail_at().await?;
+    let paused = app
+        .store
+        .delivery_pause()
+        .await?
+        .filter(|p| p.ended_at.is_none())
+        .map(|p| p.stage);
+    Ok(crate::health::status_line(
+        queued,
+        last,
+        paused.as_deref(),
+        chrono::Utc::now(),
+    ))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -275,35 +373,24 @@ struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
-    watchdog: Option<Duration>,
-    tick: tokio::time::Interval,
 }
 
 impl Signals {
-    fn install(watchdog: Option<Duration>) -> anyhow::Result<Signals> {
+    fn install() -> anyhow::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
-            watchdog,
-            tick: tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600))),
         })
     }
 
-    /// The next signal that asks for something; pets the watchdog meanwhile.
+    /// The next signal that asks for something.
     async fn next(&mut self) -> Signal {
-        loop {
-            tokio::select! {
-                _ = self.term.recv() => return Signal::Stop,
-                _ = self.int.recv() => return Signal::Stop,
-                _ = self.hup.recv() => return Signal::Reload,
-                _ = self.tick.tick() => {
-                    if self.watchdog.is_some() {
-                        notify_systemd(&[sd_notify::NotifyState::Watchdog]);
-                    }
-                }
-            }
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
 }
@@ -327,7 +414,20 @@ fn error_backoff(failures: u32) -> Duration {
 /// an error); on PostgreSQL each look waits inside the lock for a while.
 const STANDBY_POLL: Duration = Duration::from_secs(1);
 
-async fn mailbox_loop(app: Arc<App>, reader: ReaderSlot, mut stop: watch::Receiver<bool>) {
+/// How long one step may take before its worker counts as stuck: every
+/// server command it sends has `timeout`, and a step sends a few.
+fn step_budget(timeout: Duration, commands: u32) -> Duration {
+    timeout * (commands + 1)
+}
+
+const MAILBOX: &str = "mailbox";
+
+async fn mailbox_loop(
+    app: Arc<App>,
+    reader: ReaderSlot,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut source = Source::new(&app.config);
     loop {
         let lease = match take_lease(&reader) {
@@ -337,13 +437,13 @@ async fn mailbox_loop(app: Arc<App>, reader: ReaderSlot, mut stop: watch::Receiv
                 if let Some(old) = held {
                     old.release().await;
                 }
-                match stand_by(&app, &mut stop).await {
+                match stand_by(&app, &health, &mut stop).await {
                     Some(lease) => lease,
                     None => return,
                 }
             }
         };
-        match read_mailbox(&app, &mut source, &lease, &mut stop).await {
+        match read_mailbox(&app, &mut source, &lease, &health, &mut stop).await {
             ReaderEnd::Stopped => {
                 // Mail handled in this batch is filed away now rather than at
                 // the next start (where it would be recognised and moved all
@@ -367,7 +467,11 @@ async fn mailbox_loop(app: Arc<App>, reader: ReaderSlot, mut stop: watch::Receiv
 }
 
 /// Wait until this instance may read the mailbox; None when told to stop first.
-async fn stand_by(app: &App, stop: &mut watch::Receiver<bool>) -> Option<ReaderLease> {
+async fn stand_by(
+    app: &App,
+    health: &Health,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<ReaderLease> {
     let began = Instant::now();
     let mut said: Option<String> = None;
     let mut failures = 0u32;
@@ -375,6 +479,12 @@ async fn stand_by(app: &App, stop: &mut watch::Receiver<bool>) -> Option<ReaderL
         if *stop.borrow() {
             return None;
         }
+        // Standing by is healthy: each look returns within STANDBY_WAIT
+        // plus a connection's time.
+        health.alive(
+            MAILBOX,
+            crate::storage::STANDBY_WAIT + STANDBY_POLL + Duration::from_secs(30),
+        );
         let look = Instant::now();
         let attempt = tokio::select! {
             r = app.store.try_read_mailbox(ReaderRole::Daemon, crate::storage::STANDBY_WAIT) => r,
@@ -395,6 +505,7 @@ async fn stand_by(app: &App, stop: &mut watch::Receiver<bool>) -> Option<ReaderL
             }
             Ok(Reading::Busy(holder)) => {
                 failures = 0;
+                health.progress(MAILBOX);
                 if said.as_deref() != Some(holder.who.as_str()) {
                     info!(
                         "standing by: {holder} reads the mailbox; this instance takes over when it stops (sending and schedules run here meanwhile)"
@@ -406,7 +517,10 @@ async fn stand_by(app: &App, stop: &mut watch::Receiver<bool>) -> Option<ReaderL
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
-                error!(error = %format!("{e:#}"), retry_in = ?wait, "cannot find out who reads the mailbox");
+                let e = format!("{e:#}");
+                error!(error = %e, retry_in = ?wait, "cannot find out who reads the mailbox");
+                health.failing(MAILBOX, None, &e);
+                health.alive(MAILBOX, wait + Duration::from_secs(30));
                 wait
             }
         };
@@ -429,9 +543,11 @@ async fn read_mailbox(
     app: &App,
     source: &mut Source,
     lease: &ReaderLease,
+    health: &Health,
     stop: &mut watch::Receiver<bool>,
 ) -> ReaderEnd {
     let poll = app.config.mailbox.poll_interval;
+    let timeout = app.config.mailbox.timeout;
     let mut failures = 0u32;
     loop {
         if *stop.borrow() {
@@ -440,16 +556,22 @@ async fn read_mailbox(
         if lease.is_lost() {
             return ReaderEnd::Lost;
         }
+        health.alive(MAILBOX, step_budget(timeout, 6));
         // A step is not cut short when the lease is lost meanwhile: its
         // commit is refused by the fence, and a transaction dropped half-way
         // could leave its connection in the pool inside a transaction.
         let wait = match mailbox::step(app, source, lease.fence()).await {
             Ok(true) => {
                 failures = 0;
+                health.progress(MAILBOX);
                 continue;
             }
             Ok(false) => {
                 failures = 0;
+                health.progress(MAILBOX);
+                // IDLE waits at most 25 minutes (see `Source::wait`).
+                let wait = poll.min(Duration::from_secs(25 * 60));
+                health.alive(MAILBOX, wait + step_budget(timeout, 2));
                 None
             }
             Err(e) if is_fenced(&e) => {
@@ -459,7 +581,10 @@ async fn read_mailbox(
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
-                error!(error = %format!("{e:#}"), retry_in = ?wait, "mailbox step failed");
+                let e = format!("{e:#}");
+                error!(error = %e, retry_in = ?wait, "mailbox step failed");
+                health.failing(MAILBOX, None, &e);
+                health.alive(MAILBOX, wait + Duration::from_secs(30));
                 source.reset();
                 Some(wait)
             }
@@ -484,11 +609,23 @@ async fn read_mailbox(
 /// otherwise wait for the next wake-up — up to an hour.
 const OUTBOX_RECHECK: Duration = Duration::from_secs(60);
 
-async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Receiver<bool>) {
+async fn outbox_loop(
+    app: Arc<App>,
+    transport: Transport,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    const ME: &str = "outbox";
+    if let Err(e) = outbox::retry_now(&app).await {
+        error!(error = %format!("{e:#}"), "reading the delivery pause failed");
+    }
+    // Connect, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, the message.
+    let budget = step_budget(app.config.smtp.timeout, 8);
     let mut failures = 0u32;
     // Say once per burst how long the rate limit makes it take.
     let mut throttled = false;
     while !*stop.borrow() {
+        health.alive(ME, budget);
         let step = outbox::step(&app, &transport).await;
         match &step {
             Ok(Step::Throttled(_)) if !throttled => {
@@ -504,29 +641,54 @@ async fn outbox_loop(app: Arc<App>, transport: Transport, mut stop: watch::Recei
         let wait = match step {
             Ok(Step::Worked) => {
                 failures = 0;
+                health.progress(ME);
                 continue;
+            }
+            Ok(Step::Paused(until)) => {
+                failures = 0;
+                // Sending is refused: failing since the pause began, with its reason.
+                match app.store.delivery_pause().await {
+                    Ok(Some(p)) => {
+                        health.failing(ME, Some(p.since), &format!("{}; {}", p.error, p.fix))
+                    }
+                    Ok(None) => health.failing(ME, None, "sending paused"),
+                    Err(e) => health.failing(ME, None, &format!("{e:#}")),
+                }
+                until_then(until)
             }
             Ok(Step::Throttled(until)) | Ok(Step::Idle(Some(until))) => {
                 failures = 0;
-                (until - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .clamp(Duration::from_millis(50), OUTBOX_RECHECK)
+                health.progress(ME);
+                until_then(until)
             }
-            Ok(Step::Idle(None)) => OUTBOX_RECHECK,
+            Ok(Step::Idle(None)) => {
+                health.progress(ME);
+                OUTBOX_RECHECK
+            }
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
-                error!(error = %format!("{e:#}"), retry_in = ?wait, "outbox step failed");
+                let e = format!("{e:#}");
+                error!(error = %e, retry_in = ?wait, "outbox step failed");
+                health.failing(ME, None, &e);
                 wait
             }
         };
+        health.alive(ME, wait + Duration::from_secs(30));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = app.outbox_wakeup.notified() => {}
             _ = stop.changed() => break,
         }
     }
+}
+
+/// The wait until `until`, at least 50 ms, at most `OUTBOX_RECHECK`.
+fn until_then(until: chrono::DateTime<chrono::Utc>) -> Duration {
+    (until - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .clamp(Duration::from_millis(50), OUTBOX_RECHECK)
 }
 
 /// The longest the scheduler sleeps without looking again. Not needed for
@@ -543,16 +705,21 @@ async fn purge(app: &App) {
     }
 }
 
-async fn schedule_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+async fn schedule_loop(app: Arc<App>, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
+    const ME: &str = "schedule";
     let mut failures = 0u32;
     while !*stop.borrow() {
+        // Database work and rendering only.
+        health.alive(ME, Duration::from_secs(120));
         let wait = match schedule::step(&app, chrono::Utc::now()).await {
             Ok(schedule::Step::Worked) => {
                 failures = 0;
+                health.progress(ME);
                 continue;
             }
             Ok(schedule::Step::Idle(Some(at))) => {
                 failures = 0;
+                health.progress(ME);
                 purge(&app).await;
                 // Wake at the due second, not before: a reminder must not leave early.
                 (at - chrono::Utc::now())
@@ -561,16 +728,20 @@ async fn schedule_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                     .clamp(Duration::from_millis(10), SCHEDULE_RECHECK)
             }
             Ok(schedule::Step::Idle(None)) => {
+                health.progress(ME);
                 purge(&app).await;
                 SCHEDULE_RECHECK
             }
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
-                error!(error = %format!("{e:#}"), retry_in = ?wait, "schedule step failed");
+                let e = format!("{e:#}");
+                error!(error = %e, retry_in = ?wait, "schedule step failed");
+                health.failing(ME, None, &e);
                 wait
             }
         };
+        health.alive(ME, wait + Duration::from_secs(30));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = app.schedule_wakeup.notified() => {}

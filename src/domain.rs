@@ -98,6 +98,8 @@ stored_enum! {
         Review = "review",
         /// Deliberately not acted on (auto-reply, bounce, …).
         Ignored = "ignored",
+        /// Only thanks: kept in the attendee's history, nothing to do.
+        Thanks = "thanks",
         /// A copy of a message handled before.
         Duplicate = "duplicate",
         /// A person looked at it and decided nothing is to be done.

@@ -1,7 +1,9 @@
 //! Named crash points for the crash tests, compiled into debug builds only.
 //!
 //! `RSVPD_FAILPOINT=NAME` makes the process abort (like SIGKILL: no cleanup, no
-//! destructors) the first time it reaches `failpoint("NAME")`. Release builds
+//! destructors) the first time it reaches `failpoint("NAME")`;
+//! `RSVPD_FAILPOINT=hang:NAME` makes the task that reaches `hang_point("NAME")`
+//! wait forever (a stuck worker, for the watchdog test). Release builds
 //! compile every call to nothing.
 
 /// Abort here if `RSVPD_FAILPOINT` names this point (debug builds only).
@@ -23,6 +25,17 @@ pub fn panic_point(name: &str) {
     #[cfg(debug_assertions)]
     if std::env::var("RSVPD_FAILPOINT").is_ok_and(|v| v == name) {
         panic!("failpoint {name} reached");
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}
+
+/// Wait forever here if `RSVPD_FAILPOINT` is `hang:NAME` (debug builds only).
+pub async fn hang_point(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("RSVPD_FAILPOINT").is_ok_and(|v| v.strip_prefix("hang:") == Some(name)) {
+        eprintln!("rsvpd: failpoint hang:{name} reached: this task waits forever");
+        std::future::pending::<()>().await;
     }
     #[cfg(not(debug_assertions))]
     let _ = name;

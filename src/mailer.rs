@@ -14,7 +14,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -22,7 +21,6 @@ use chrono_tz::Tz;
 use lettre::Message;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use serde::Serialize;
 
@@ -240,6 +238,8 @@ pub struct DigestData {
     pub review: Vec<ReviewItem>,
     /// Mails that failed for good in the period (the address is marked undeliverable).
     pub failed: Vec<crate::storage::FailedMail>,
+    /// Sending paused during the period because the server or our setup refused mail.
+    pub delivery: Option<crate::storage::DeliveryPause>,
     /// Every registration (cancelled ones included), for the numbers.
     pub all: Vec<Registration>,
 }
@@ -250,6 +250,15 @@ struct DigestFailed {
     kind: String,
     error: String,
     at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct DigestDelivery {
+    since: String,
+    /// When it ended; None while it lasts.
+    ended: Option<String>,
+    error: String,
+    fix: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -283,6 +292,7 @@ struct DigestContext {
     ended: Vec<DigestEntry>,
     review: Vec<DigestReview>,
     failed: Vec<DigestFailed>,
+    delivery: Option<DigestDelivery>,
     /// Confirmed registrations, and the people in them.
     confirmed: u32,
     people: u32,
@@ -863,6 +873,12 @@ impl Renderer {
                     at: local(f.at),
                 })
                 .collect(),
+            delivery: d.delivery.as_ref().map(|p| DigestDelivery {
+                since: local(p.since),
+                ended: p.ended_at.map(local),
+                error: p.error.clone(),
+                fix: p.fix.clone(),
+            }),
             confirmed: count(Status::Confirmed),
             people: d
                 .all
@@ -1048,19 +1064,122 @@ fn sample_digest(conference: &Conference, now: DateTime<Utc>) -> DigestData {
             reason: "no registration recognised".into(),
             received_at: crate::storage::ts(now),
             conference: Some(conference.id.clone()),
+            explanation: None,
         }],
         failed: vec![],
+        delivery: Some(crate::storage::DeliveryPause {
+            since: now - chrono::Duration::hours(2),
+            until: now,
+            failures: 3,
+            stage: "login".into(),
+            error:
+                "SMTP server smtp.example.org:587: login refused: 535 5.7.8 Authentication failed"
+                    .into(),
+            fix: Stage::Login.fix().into(),
+            ended_at: None,
+        }),
         all: vec![reg],
     }
 }
 
-/// Why a send did not succeed.
+/// Why a send did not succeed, by whom it concerns.
 #[derive(Debug)]
 pub enum SendError {
-    /// Worth another try later (4xx, connection trouble).
+    /// Worth another try later for this message (a 4xx to RCPT TO or DATA,
+    /// the connection lost in the middle of the message).
     Transient(String),
-    /// The server refused for good (5xx).
-    Permanent(String),
+    /// The server refused this recipient for good (a 5xx to RCPT TO, or a
+    /// 5.1.x to DATA): the address is marked undeliverable.
+    Recipient(String),
+    /// The server or our setup refuses mail (connection, TLS, login, sender,
+    /// a 5xx to DATA that is not about the recipient): the queue pauses and
+    /// no address is marked.
+    Setup(SetupProblem),
+}
+
+/// Where the SMTP dialogue failed before the recipient mattered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Connect,
+    Tls,
+    Login,
+    /// MAIL FROM
+    Sender,
+    /// DATA or the end of the message, not about the recipient
+    Data,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Connect => "connect",
+            Stage::Tls => "tls",
+            Stage::Login => "login",
+            Stage::Sender => "sender",
+            Stage::Data => "data",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Stage::Connect => "cannot connect",
+            Stage::Tls => "TLS failed",
+            Stage::Login => "login refused",
+            Stage::Sender => "sender refused (MAIL FROM)",
+            Stage::Data => "message refused (DATA), not because of the recipient",
+        }
+    }
+
+    /// What an operator does about it.
+    pub fn fix(self) -> &'static str {
+        match self {
+            Stage::Connect => {
+                "check the host and port in [smtp] url and that the server is up and reachable from this machine"
+            }
+            Stage::Tls => {
+                "check the scheme in [smtp] url (smtps:// is TLS from the first byte, smtp:// uses STARTTLS) and, for a private CA, [smtp] ca_file"
+            }
+            Stage::Login => {
+                "check the user in [smtp] url and the password in [smtp] password_file (or RSVPD_SMTP_PASSWORD): was it changed on the server? `rsvpd check` tries the login"
+            }
+            Stage::Sender => {
+                "the server does not let this account send as [smtp] from: allow that address for the account on the server, or change [smtp] from"
+            }
+            Stage::Data => {
+                "read the server's answer (size limit, content filter, sending quota) and its log; the mail stays in the outbox (`rsvpd outbox`)"
+            }
+        }
+    }
+}
+
+/// A problem of the SMTP server or of our setup, with what to do about it.
+#[derive(Debug, Clone)]
+pub struct SetupProblem {
+    pub stage: Stage,
+    /// "SMTP server 127.0.0.1:587: login refused: permanent error (535): …"
+    pub error: String,
+    /// The server answered 5xx: the same will happen until someone fixes it.
+    pub permanent: bool,
+}
+
+impl SetupProblem {
+    pub fn new(stage: Stage, server: &str, said: &str, permanent: bool) -> SetupProblem {
+        SetupProblem {
+            stage,
+            error: format!("SMTP server {server}: {}: {said}", stage.what()),
+            permanent,
+        }
+    }
+
+    pub fn fix(&self) -> &'static str {
+        self.stage.fix()
+    }
+}
+
+impl std::fmt::Display for SetupProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.error, self.fix())
+    }
 }
 
 mod smtp;
@@ -1068,8 +1187,7 @@ mod smtp;
 /// Where rendered mail goes.
 #[derive(Clone)]
 pub enum Transport {
-    /// The connection, and "host:port" for messages.
-    Smtp(std::sync::Arc<smtp::Connection>, String),
+    Smtp(std::sync::Arc<smtp::SmtpSender>),
     File(PathBuf),
 }
 
@@ -1082,44 +1200,38 @@ impl Transport {
                 Ok(Transport::File(dir.clone()))
             }
             SmtpTransportConfig::Smtp(server) => {
-                let tls_params = || -> anyhow::Result<TlsParameters> {
-                    let mut b = TlsParameters::builder(server.host.clone());
-                    if let Some(ca) = &server.ca_file {
-                        let pem = std::fs::read(ca).with_context(|| {
-                            format!("[smtp] ca_file {} cannot be read", ca.display())
-                        })?;
-                        let cert = Certificate::from_pem(&pem).with_context(|| {
-                            format!("[smtp] ca_file {} is not a PEM certificate", ca.display())
-                        })?;
-                        b = b.add_root_certificate(cert);
+                // lettre's TLS parameters serve STARTTLS only.
+                let tls_parameters = match server.tls {
+                    Tls::None | Tls::Implicit => None,
+                    Tls::StartTls => {
+                        let mut b = TlsParameters::builder(server.host.clone());
+                        if let Some(ca) = &server.ca_file {
+                            let pem = std::fs::read(ca).with_context(|| {
+                                format!("[smtp] ca_file {} cannot be read", ca.display())
+                            })?;
+                            let cert = Certificate::from_pem(&pem).with_context(|| {
+                                format!("[smtp] ca_file {} is not a PEM certificate", ca.display())
+                            })?;
+                            b = b.add_root_certificate(cert);
+                        }
+                        Some(b.build_rustls().context("setting up TLS for SMTP")?)
                     }
-                    b.build_rustls().context("setting up TLS for SMTP")
                 };
-                let security = match server.tls {
-                    Tls::Implicit => smtp::Security::Implicit(crate::tls::client_config(
+                // Implicit TLS (smtps) is set up by us on our own socket (see
+                // `smtp`); STARTTLS stays lettre's.
+                let implicit = match server.tls {
+                    Tls::Implicit => Some(crate::tls::client_config(
                         "[smtp]",
                         server.ca_file.as_deref(),
                     )?),
-                    Tls::StartTls => smtp::Security::StartTls(tls_params()?),
-                    Tls::None => smtp::Security::None,
-                };
-                let credentials = match (&server.user, &server.password) {
-                    (Some(user), Some(pw)) => {
-                        Some(Credentials::new(user.clone(), pw.expose().to_string()))
-                    }
                     _ => None,
                 };
-                let connection = smtp::Connection::new(
-                    server.host.clone(),
-                    server.port,
-                    security,
-                    credentials,
+                Ok(Transport::Smtp(smtp::SmtpSender::new(
+                    server,
+                    tls_parameters,
+                    implicit,
                     smtp.timeout,
-                );
-                Ok(Transport::Smtp(
-                    std::sync::Arc::new(connection),
-                    format!("{}:{}", server.host, server.port),
-                ))
+                )))
             }
         }
     }
@@ -1135,13 +1247,11 @@ impl Transport {
                 let _ = std::fs::remove_file(probe);
                 Ok(format!("mail is written as files into {}", dir.display()))
             }
-            Transport::Smtp(t, server) => {
-                tokio::time::timeout(Duration::from_secs(60), t.check())
-                    .await
-                    .map_err(|_| anyhow!("the SMTP server {server} did not answer within 60 s"))?
-                    .map_err(|e| anyhow!("the SMTP server {server}: {}", e.describe()))?;
+            Transport::Smtp(sender) => {
+                sender.probe().await.map_err(|p| anyhow!("{p}"))?;
                 Ok(format!(
-                    "SMTP server {server} answered and accepted the login"
+                    "SMTP server {} answered and accepted the login",
+                    sender.server()
                 ))
             }
         }
@@ -1155,7 +1265,7 @@ impl Transport {
     ) -> Result<(), SendError> {
         let to: lettre::Address = to
             .parse()
-            .map_err(|e| SendError::Permanent(format!("recipient address is not valid: {e}")))?;
+            .map_err(|e| SendError::Recipient(format!("recipient address is not valid: {e}")))?;
         match self {
             Transport::File(dir) => {
                 let name = format!(
@@ -1170,23 +1280,7 @@ impl Transport {
                     SendError::Transient(format!("cannot write {}: {e}", path.display()))
                 })
             }
-            Transport::Smtp(t, server) => {
-                let envelope = lettre::address::Envelope::new(Some(from.clone()), vec![to])
-                    .map_err(|e| SendError::Permanent(format!("envelope: {e}")))?;
-                match t.send(&envelope, raw).await {
-                    Ok(()) => Ok(()),
-                    Err(smtp::Failure::Smtp(e)) if e.is_permanent() => Err(SendError::Permanent(
-                        format!("{server}: {}", describe_smtp_error(&e)),
-                    )),
-                    Err(smtp::Failure::Smtp(e)) => Err(SendError::Transient(format!(
-                        "{server}: {}",
-                        describe_smtp_error(&e)
-                    ))),
-                    Err(smtp::Failure::Connection(e)) => {
-                        Err(SendError::Transient(format!("{server}: {e}")))
-                    }
-                }
-            }
+            Transport::Smtp(sender) => sender.send(from, &to, raw).await,
         }
     }
 }
@@ -1196,8 +1290,12 @@ pub fn describe_smtp_error(e: &lettre::transport::smtp::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
+        // lettre's errors print their source already; say each part once.
+        let part = inner.to_string();
+        if !s.contains(&part) {
+            s.push_str(": ");
+            s.push_str(&part);
+        }
         src = inner.source();
     }
     s

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use rsvpd::commands::{self, AddArgs};
-use rsvpd::output::Format;
+use rsvpd::output::{Format, ListFormat};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -14,7 +14,8 @@ Exit codes:
   1  error (the message names the problem and, where there is one, the fix)
   2  wrong command line
 
-Logs go to stderr; RSVPD_LOG sets the level (e.g. debug), RSVPD_LOG_FORMAT=json prints JSON.";
+Logs go to stderr (with <N> priorities when stderr is the systemd journal, colour only on a
+terminal); RSVPD_LOG sets the level (e.g. debug), RSVPD_LOG_FORMAT=json prints JSON.";
 
 #[derive(Parser)]
 #[command(name = "rsvpd", version, about = "Event registration by email: reads the registration mailbox, records attendees, answers them.", after_help = EXIT_CODES)]
@@ -35,7 +36,11 @@ enum Command {
         once: bool,
     },
     /// Validate the config and reach the mailbox, the SMTP server and the database
-    Check,
+    Check {
+        /// Check the config, templates, CA and password files without contacting any server
+        #[arg(long)]
+        offline: bool,
+    },
     /// Feed .eml or mbox files through the same pipeline as the mailbox
     Ingest {
         #[arg(required = true)]
@@ -44,7 +49,7 @@ enum Command {
     /// List the configured conferences with their numbers
     Conferences {
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
     },
     /// List the attendees of a conference
     Attendees {
@@ -60,12 +65,12 @@ enum Command {
         #[command(subcommand)]
         action: Option<ReviewAction>,
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
     },
     /// Outgoing mail and its state
     Outbox {
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: ListFormat,
     },
     /// Register someone by hand (they get the same mail as by writing)
     Add {
@@ -112,11 +117,19 @@ enum Command {
     /// Everything stored about an address, as JSON (DSGVO Art. 15)
     Person { email: String },
     /// Erase everything stored about an address (DSGVO Art. 17)
-    Forget { email: String },
+    Forget {
+        email: String,
+        /// List what would be erased; erase nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a commented example config
     DefaultConfig,
     /// Read a password on stdin, print an argon2id hash for [[web.user]] password_hash
     HashPassword,
+    /// Write the man pages and shell completions into DIR (for packaging)
+    #[command(hide = true)]
+    GenerateAssets { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -127,22 +140,9 @@ enum ReviewAction {
     Dismiss { id: i64 },
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RSVPD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("RSVPD_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    rsvpd::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -157,9 +157,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { once } => commands::run(&path, once).await,
-            Command::Check => commands::check(&path).await,
+            Command::Check { offline } => commands::check(&path, offline).await,
             Command::Ingest { files } => commands::ingest(&path, &files).await,
-            Command::Conferences { format } => commands::conferences(&path, format).await,
+            Command::Conferences { format } => commands::conferences(&path, format.into()).await,
             Command::Attendees {
                 conference,
                 all,
@@ -168,7 +168,7 @@ fn main() -> ExitCode {
             Command::Review {
                 action: None,
                 format,
-            } => commands::review_list(&path, format).await,
+            } => commands::review_list(&path, format.into()).await,
             Command::Review {
                 action: Some(ReviewAction::Assign { id, conference }),
                 ..
@@ -177,7 +177,7 @@ fn main() -> ExitCode {
                 action: Some(ReviewAction::Dismiss { id }),
                 ..
             } => commands::review_dismiss(&path, id).await,
-            Command::Outbox { format } => commands::outbox(&path, format).await,
+            Command::Outbox { format } => commands::outbox(&path, format.into()).await,
             Command::Add {
                 conference,
                 email,
@@ -221,15 +221,18 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Person { email } => commands::person(&path, &email).await,
-            Command::Forget { email } => commands::forget(&path, &email).await,
+            Command::Forget { email, dry_run } => commands::forget(&path, &email, dry_run).await,
             Command::DefaultConfig => commands::default_config(),
             Command::HashPassword => commands::hash_password(),
+            Command::GenerateAssets { dir } => rsvpd::assets::write(Cli::command(), &dir),
         }
     });
     // Blocking IMAP threads may sit in IDLE; do not wait for them.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `rsvpd attendees … | head -1`: the reader has what it wanted.
+        Err(e) if rsvpd::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rsvpd: error: {e:#}");
             ExitCode::FAILURE

@@ -1,9 +1,13 @@
 //! The outbox worker: sends queued mail, one message per step.
 //!
-//! Retry state lives in the database (attempts, next attempt, last error), never
-//! in memory, so a restart picks up exactly where the last run stopped. A 4xx or
-//! a connection problem is retried with exponential backoff; a 5xx fails the
-//! message for good and marks the address undeliverable. The rate limit
+//! Retry state lives in the database (attempts, next attempt, last error, the
+//! pause), never in memory, so a restart picks up exactly where the last run
+//! stopped. Failures are told apart by whom they concern (`mailer::SendError`):
+//! a 4xx to one message is retried with exponential backoff; a 5xx to RCPT TO
+//! fails the message for good and marks the address undeliverable; a problem
+//! of the server or of our setup (connection, TLS, login, sender, a 5xx to
+//! DATA not about the recipient) pauses the whole queue with a growing backoff,
+//! says what to fix, and marks nobody. The rate limit
 //! (`max_per_minute`) is counted from the sent rows, so it holds across restarts.
 //! A crash between the server's 250 and our commit sends that one mail twice;
 //! that is the only duplicate possible. A mail is claimed before it is sent
@@ -16,13 +20,13 @@
 //! bounced; answers to incoming mail capped per address and day).
 
 use chrono::{DateTime, Duration, Utc};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::app::App;
-use crate::failpoint::failpoint;
-use crate::mailer::{Rendered, SendError, Transport};
+use crate::failpoint::{failpoint, hang_point};
+use crate::mailer::{Rendered, SendError, SetupProblem, Stage, Transport};
 use crate::mask::mask;
-use crate::storage::{NewOutbox, OutboxKind, StoreTx};
+use crate::storage::{DeliveryPause, NewOutbox, OutboxKind, StoreTx};
 
 /// Give up on a message that still fails after this many tries (about two days with the backoff).
 pub const MAX_ATTEMPTS: i64 = 40;
@@ -35,6 +39,8 @@ pub enum Step {
     Idle(Option<DateTime<Utc>>),
     /// The rate limit is reached until then.
     Throttled(DateTime<Utc>),
+    /// The server or our setup refuses mail; nothing is sent before then.
+    Paused(DateTime<Utc>),
 }
 
 /// A mail to queue, before it is rendered.
@@ -143,6 +149,12 @@ pub async fn backlog_notice(app: &App) -> anyhow::Result<String> {
 
 pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
     let now = Utc::now();
+    if let Some(pause) = app.store.delivery_pause().await?
+        && pause.ended_at.is_none()
+        && pause.until > now
+    {
+        return Ok(Step::Paused(pause.until));
+    }
     let limit = i64::from(app.config.smtp.max_per_minute);
     if app.store.sent_since(now - Duration::seconds(60)).await? >= limit {
         return Ok(Step::Throttled(now + Duration::seconds(1)));
@@ -155,29 +167,96 @@ pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
     };
     let from = app.config.smtp.from.email.clone();
     failpoint("before-send");
+    hang_point("before-send").await;
     match transport.send(&from, &msg.recipient, &msg.raw).await {
         Ok(()) => {
             failpoint("after-send");
             app.store.mark_sent(msg.id, Utc::now()).await?;
+            crate::metrics::mail_sent();
             info!(outbox = msg.id, to = %mask(&msg.recipient), "mail sent");
+            if app.store.end_delivery_pause(Utc::now()).await? {
+                info!("the SMTP server accepts mail again; sending resumed");
+            }
         }
-        Err(SendError::Permanent(e)) => {
+        Err(SendError::Recipient(e)) => {
             app.store
                 .mark_failed(msg.id, &e, Some(&msg.recipient))
                 .await?;
             warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, "mail refused for good; address marked undeliverable");
         }
-        Err(SendError::Transient(e)) if msg.attempts + 1 >= MAX_ATTEMPTS => {
-            app.store.mark_failed(msg.id, &e, None).await?;
-            warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, "mail given up after {MAX_ATTEMPTS} tries");
-        }
-        Err(SendError::Transient(e)) => {
-            let next = Utc::now() + backoff(msg.attempts);
-            app.store.mark_retry(msg.id, &e, next).await?;
-            warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, retry_at = %next, "mail not sent; will retry");
+        Err(SendError::Transient(e)) => retry_later(app, &msg, &e).await?,
+        Err(SendError::Setup(problem)) => {
+            // A refusal at DATA may be this message's own (its size, its
+            // content): it backs off on its own too, so the others can go
+            // after the pause. Earlier stages do not count against the message.
+            if problem.stage == Stage::Data {
+                retry_later(app, &msg, &problem.to_string()).await?;
+            } else {
+                app.store.note_waiting(msg.id, &problem.to_string()).await?;
+            }
+            let until = pause(app, &problem, Utc::now()).await?;
+            return Ok(Step::Paused(until));
         }
     }
     Ok(Step::Worked)
+}
+
+async fn retry_later(app: &App, msg: &crate::storage::DueMessage, e: &str) -> anyhow::Result<()> {
+    if msg.attempts + 1 >= MAX_ATTEMPTS {
+        app.store.mark_failed(msg.id, e, None).await?;
+        warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, "mail given up after {MAX_ATTEMPTS} tries");
+    } else {
+        let next = Utc::now() + backoff(msg.attempts);
+        app.store.mark_retry(msg.id, e, next).await?;
+        warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, retry_at = %next, "mail not sent; will retry");
+    }
+    Ok(())
+}
+
+/// Pause all sending after `problem`, longer with each failure in a row; the
+/// time it ends.
+async fn pause(
+    app: &App,
+    problem: &SetupProblem,
+    now: DateTime<Utc>,
+) -> anyhow::Result<DateTime<Utc>> {
+    let previous = app
+        .store
+        .delivery_pause()
+        .await?
+        .filter(|p| p.ended_at.is_none());
+    let failures = previous.as_ref().map_or(0, |p| p.failures) + 1;
+    let pause = DeliveryPause {
+        since: previous.as_ref().map_or(now, |p| p.since),
+        until: now + backoff(failures - 1),
+        failures,
+        stage: problem.stage.as_str().to_string(),
+        error: problem.error.clone(),
+        fix: problem.fix().to_string(),
+        ended_at: None,
+    };
+    app.store.set_delivery_pause(&pause).await?;
+    error!(
+        stage = problem.stage.as_str(),
+        error = %problem.error,
+        fix = problem.fix(),
+        paused_since = %crate::storage::ts(pause.since),
+        retry_at = %crate::storage::ts(pause.until),
+        "sending paused: the SMTP server or our setup refuses mail; no address is marked"
+    );
+    Ok(pause.until)
+}
+
+/// After a start or a reload (perhaps with a fixed password), try once now
+/// instead of waiting out the pause; a failure continues the backoff.
+pub async fn retry_now(app: &App) -> anyhow::Result<()> {
+    if let Some(mut p) = app.store.delivery_pause().await?
+        && p.ended_at.is_none()
+    {
+        p.until = Utc::now();
+        app.store.set_delivery_pause(&p).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -206,22 +285,27 @@ mod tests {
 }
 
 #[cfg(test)]
-mod rate_tests {
+mod step_tests {
     use super::*;
     use crate::config::Config;
     use crate::storage::NewOutbox;
 
-    #[tokio::test]
-    async fn max_per_minute_holds_across_steps() {
+    /// An App whose `[smtp]` is `smtp` (url and more lines), with `n` mails queued.
+    async fn app_with_queue(
+        smtp: &str,
+        n: usize,
+    ) -> (tempfile::TempDir, std::sync::Arc<App>, Transport) {
         let dir = tempfile::tempdir().expect("dir");
-        let text = "[mailbox]\nurl = \"maildir://inbox\"\n[smtp]\nurl = \"file://sent\"\n\
-                    from = \"a@example.org\"\nmax_per_minute = 2\n[database]\nurl = \"sqlite://db.sqlite\"\n";
+        let text = format!(
+            "[mailbox]\nurl = \"maildir://inbox\"\n[smtp]\n{smtp}\nfrom = \"a@example.org\"\n\
+             [database]\nurl = \"sqlite://db.sqlite\"\n"
+        );
         let config =
-            Config::parse(&dir.path().join("rsvpd.toml"), text, &|_| None).expect("config");
+            Config::parse(&dir.path().join("rsvpd.toml"), &text, &|_| None).expect("config");
         let transport = Transport::new(&config.smtp).expect("transport");
         let app = App::open(config).await.expect("app");
         let mut tx = app.store.begin().await.expect("tx");
-        for i in 0..3 {
+        for i in 0..n {
             let m = NewOutbox {
                 kind: crate::domain::OutboxKind::Confirmation,
                 conference_id: None,
@@ -235,6 +319,13 @@ mod rate_tests {
             tx.queue(&m, Utc::now()).await.expect("queue");
         }
         tx.commit().await.expect("commit");
+        (dir, app, transport)
+    }
+
+    #[tokio::test]
+    async fn max_per_minute_holds_across_steps() {
+        let (dir, app, transport) =
+            app_with_queue("url = \"file://sent\"\nmax_per_minute = 2", 3).await;
         assert_eq!(step(&app, &transport).await.expect("step"), Step::Worked);
         assert_eq!(step(&app, &transport).await.expect("step"), Step::Worked);
         assert!(matches!(
@@ -245,5 +336,70 @@ mod rate_tests {
             .expect("dir")
             .count();
         assert_eq!(sent, 2);
+    }
+
+    async fn current_pause(app: &App) -> DeliveryPause {
+        let pause = app.store.delivery_pause().await.expect("read");
+        pause.expect("a pause")
+    }
+
+    /// A server nobody listens on: every connect is refused, a setup problem.
+    #[tokio::test]
+    async fn a_refused_connection_pauses_the_queue_with_growing_backoff_and_marks_nobody() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let (_dir, app, transport) =
+            app_with_queue(&format!("url = \"smtp://127.0.0.1:{port}?tls=none\""), 2).await;
+
+        let before = Utc::now();
+        let Step::Paused(until) = step(&app, &transport).await.expect("step") else {
+            panic!("a refused connection must pause the queue");
+        };
+        assert!(
+            until >= before + Duration::seconds(29) && until <= Utc::now() + Duration::seconds(31)
+        );
+        let pause = current_pause(&app).await;
+        assert_eq!((pause.failures, pause.stage.as_str()), (1, "connect"));
+        assert!(pause.fix.contains("[smtp] url"), "{}", pause.fix);
+        let since = pause.since;
+        // Paused: the next step does not even try (times are stored to the second).
+        let again = step(&app, &transport).await.expect("step");
+        assert!(
+            matches!(again, Step::Paused(u) if (u - until).num_seconds().abs() <= 1),
+            "{again:?}"
+        );
+
+        // A restart tries at once; failing again doubles the pause.
+        retry_now(&app).await.expect("retry now");
+        let Step::Paused(second) = step(&app, &transport).await.expect("step") else {
+            panic!("still refused");
+        };
+        assert!(second - Utc::now() > Duration::seconds(50), "{second}");
+        let pause = current_pause(&app).await;
+        assert_eq!(pause.failures, 2);
+        assert_eq!(pause.since, since, "the same pause goes on");
+
+        let items = app.store.outbox_items().await.expect("outbox");
+        assert!(
+            items.iter().all(|i| i.state == "queued" && i.attempts == 0),
+            "{items:#?}"
+        );
+        assert!(
+            items[0]
+                .last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("cannot connect"),
+            "{items:#?}"
+        );
+        assert!(
+            app.store
+                .undeliverable_addresses()
+                .await
+                .expect("read")
+                .is_empty()
+        );
     }
 }

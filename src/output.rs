@@ -1,4 +1,7 @@
 //! How the command line prints: aligned tables for people, JSON and CSV for tools.
+//!
+//! Nothing here panics on a closed stdout (`rsvpd attendees … | head -1`): every
+//! write returns its error, and `main` ends quietly on a broken pipe.
 
 use std::io::Write as _;
 
@@ -9,6 +12,55 @@ pub enum Format {
     Table,
     Csv,
     Json,
+}
+
+/// `--format` of the commands that have no CSV form (conferences, review,
+/// outbox): clap refuses `csv` there instead of printing a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+impl From<ListFormat> for Format {
+    fn from(f: ListFormat) -> Format {
+        match f {
+            ListFormat::Table => Format::Table,
+            ListFormat::Json => Format::Json,
+        }
+    }
+}
+
+/// `println!` that returns the error instead of panicking.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that returns the error instead of panicking.
+#[macro_export]
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// Whether `e` is a write into a closed pipe: the reader (`head`) has
+/// what it wanted, which is not an error.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<csv::Error>().is_some_and(|c| {
+                matches!(c.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+            })
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
 }
 
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {

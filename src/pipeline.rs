@@ -16,16 +16,49 @@ use crate::app::App;
 use crate::mask::mask;
 use crate::register::{Actor, Outcome};
 use crate::storage::{Fence, InboundOutcome, NewInbound};
-use crate::understand::{self, Action, Context, Understood};
+use crate::understand::{self, Action, Context, Step, Understood};
 
 impl App {
-    /// Understand `raw` (never panics: a panic becomes a review item). It runs
-    /// on a blocking thread: a mail takes a millisecond or more of CPU (see
-    /// `benches/understand.rs`), which would otherwise hold up the IMAP and
-    /// SMTP work of the other workers on the daemon's async threads.
+    /// Understand `raw` (never panics: a panic becomes a review item), with
+    /// what only the store knows: the thread the mail answers, the sender's
+    /// registration when the text names no conference, and our opt-in
+    /// request when the reply lost its token.
+    ///
+    /// Reading runs on a blocking thread: a mail takes a millisecond or more
+    /// of CPU (see `benches/understand.rs`), which would otherwise hold up the
+    /// IMAP and SMTP work of the other workers on the daemon's async threads.
     pub async fn understand(&self, raw: &[u8]) -> anyhow::Result<Understood> {
         let refs = understand::thread_references(raw);
         let thread = self.store.thread_conference(&refs).await?;
+        let mut understood = self.understand_in(raw, thread.clone()).await?;
+        if thread.is_none()
+            && unrouted(&understood.action)
+            && let Some(from) = understood.from.clone()
+        {
+            // A reply that names no conference: the sender's one registration says which.
+            let mine = self.store.active_conferences_of(&from).await?;
+            if let [conference] = mine.as_slice() {
+                let mut again = self.understand_in(raw, Some(conference.clone())).await?;
+                if !unrouted(&again.action) {
+                    again.explanation.push(Step::logic(
+                        "conference",
+                        format!("no conference named; the sender's only registration is for {conference}"),
+                    ));
+                    understood = again;
+                }
+            }
+        }
+        if let Some((conference, registrant)) = self.store.opt_in_thread(&refs).await? {
+            confirm_by_thread(&mut understood, &conference, &registrant);
+        }
+        Ok(understood)
+    }
+
+    async fn understand_in(
+        &self,
+        raw: &[u8],
+        thread: Option<String>,
+    ) -> anyhow::Result<Understood> {
         let conferences = self.conference_refs();
         let mailbox_address = self.config.mailbox.address.clone();
         let default_language = self.config.defaults.language;
@@ -59,6 +92,7 @@ impl App {
                     reason: format!("rsvpd failed while reading this mail (internal error: {what}); please handle it by hand"),
                     conference: None,
                 },
+                explanation: Default::default(),
             }
         }))
     }
@@ -132,6 +166,7 @@ impl App {
                 reason: outcome.reason.as_deref(),
                 conference_id: outcome.conference.as_deref(),
                 raw: raw_kept,
+                explanation: Some(&understood.explanation),
             },
             now,
         )
@@ -139,6 +174,7 @@ impl App {
         tx.commit()
             .await
             .with_context(|| format!("recording message {location}"))?;
+        crate::metrics::message_handled(outcome.outcome.as_str());
         if outcome.queued > 0 {
             self.outbox_wakeup.notify_one();
         }
@@ -180,6 +216,38 @@ impl Processed {
             Processed::Done(o) => o.outcome,
             Processed::AlreadyHandled(o) => *o,
         }
+    }
+}
+
+/// A request that found no conference to apply to.
+fn unrouted(action: &Action) -> bool {
+    matches!(action, Action::Review { conference: None, reason } if reason.contains("no conference could be recognised"))
+}
+
+/// A reply from the registrant to our opt-in request is the confirmation,
+/// token or not: our own thread is as good as the token. Not when it cancels
+/// or when someone else answers.
+fn confirm_by_thread(u: &mut Understood, conference: &str, registrant: &str) {
+    let from_registrant = u.from.as_deref() == Some(registrant);
+    let cancels = u.explanation.steps.iter().any(|s| s.rule == "cancel");
+    let convertible = matches!(
+        u.action,
+        Action::Register { .. }
+            | Action::Update { .. }
+            | Action::Review { .. }
+            | Action::Thanks { .. }
+            | Action::Confirm { token: None, .. }
+    );
+    if from_registrant && !cancels && convertible {
+        u.explanation.push(Step::logic(
+            "confirm",
+            "a reply from the registrant to our opt-in request (In-Reply-To), as good as the token",
+        ));
+        u.action = Action::Confirm {
+            conference: Some(conference.to_string()),
+            email: registrant.to_string(),
+            token: None,
+        };
     }
 }
 

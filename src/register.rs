@@ -156,6 +156,26 @@ impl Registrar<'_> {
                 } else {
                     Mode::Register
                 };
+                // A confirmed party that grows beyond the free places keeps
+                // the places it has: the growth is the organizers' decision.
+                for a in attendees {
+                    // A party larger than the whole room could never be seated:
+                    // the waitlist would only hide it.
+                    if let Some(capacity) = conf.capacity
+                        && a.party_size > capacity
+                    {
+                        return Ok(Outcome::review(
+                            format!(
+                                "a party of {} for a room of {capacity} places could never be seated; please answer by hand",
+                                a.party_size
+                            ),
+                            Some(conf.id.clone()),
+                        ));
+                    }
+                    if let Some(reason) = growth_beyond_capacity(tx, conf, a).await? {
+                        return Ok(Outcome::review(reason, Some(conf.id.clone())));
+                    }
+                }
                 let mut queued = 0;
                 let mut notes = Vec::new();
                 for a in attendees {
@@ -221,6 +241,12 @@ impl Registrar<'_> {
                 )))
             }
             Action::Ignore { reason } => Ok(Outcome::ignored(reason.clone())),
+            Action::Thanks { conference } => Ok(Outcome {
+                outcome: InboundOutcome::Thanks,
+                reason: Some("only a thank-you; nothing to do".into()),
+                conference: conference.clone(),
+                queued: 0,
+            }),
             Action::Review { reason, conference } => {
                 Ok(Outcome::review(reason.clone(), conference.clone()))
             }
@@ -619,6 +645,41 @@ impl Registrar<'_> {
 }
 
 /// Whether a registration by `actor` must first be confirmed by the attendee.
+/// Why a confirmed registration cannot grow to `a`'s party: the room has
+/// fewer free places than the growth. `None` when it fits or nothing grows.
+async fn growth_beyond_capacity(
+    tx: &mut StoreTx,
+    conf: &Conference,
+    a: &Attendee,
+) -> anyhow::Result<Option<String>> {
+    let Some(capacity) = conf.capacity else {
+        return Ok(None);
+    };
+    let Ok(email) = EmailAddress::parse(&a.email) else {
+        return Ok(None); // register() reports the bad address
+    };
+    let Some(old) = tx.registration(&conf.id, &email).await? else {
+        return Ok(None);
+    };
+    let new = a.party_size.max(1);
+    if old.status != Status::Confirmed || new <= old.party_size {
+        return Ok(None);
+    }
+    let free = i64::from(capacity) - tx.seats_taken(&conf.id).await?;
+    let growth = i64::from(new - old.party_size);
+    if growth <= free {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "{email} wants to come with {new} instead of {} people, but only {} place(s) are free; \
+         the registration keeps its {} confirmed place(s) — please decide about the {} more",
+        old.party_size,
+        free.max(0),
+        old.party_size,
+        growth
+    )))
+}
+
 fn needs_opt_in(conf: &Conference, actor: Actor<'_>) -> bool {
     conf.opt_in == OptIn::Double && matches!(actor, Actor::Mail { .. })
 }

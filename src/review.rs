@@ -254,6 +254,7 @@ workshops = [{ id = "w1", title = "Eins" }, { id = "w2", title = "Zwei" }]
                 reason: "unclear".into(),
                 conference: None,
             },
+            explanation: Default::default(),
         }
     }
 

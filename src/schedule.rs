@@ -295,12 +295,20 @@ async fn digest_one(
         ended: app.store.ended_between(&conf.id, from, fire).await?,
         review: app.store.review_items_for(&conf.id).await?,
         failed: app.store.failed_between(&conf.id, from, fire).await?,
+        // A pause that overlapped the period: the organizers learn that mail
+        // did not go out, and what the operator has to fix.
+        delivery: app
+            .store
+            .delivery_pause()
+            .await?
+            .filter(|p| p.since < fire && p.ended_at.is_none_or(|end| end >= from)),
         all: app.store.registrations(&conf.id, true).await?,
     };
     let empty = data.new.is_empty()
         && data.ended.is_empty()
         && data.review.is_empty()
-        && data.failed.is_empty();
+        && data.failed.is_empty()
+        && data.delivery.is_none();
     let mut mails = Vec::new();
     if !empty {
         let current: Vec<_> = data

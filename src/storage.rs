@@ -39,6 +39,8 @@
 
 use std::sync::Arc;
 
+use crate::understand::Explanation;
+
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -80,6 +82,7 @@ macro_rules! on_tx {
 
 mod claims;
 mod notify;
+mod ops;
 mod postgres;
 mod privacy;
 mod reader;
@@ -89,6 +92,7 @@ mod web;
 
 pub use claims::lease_for;
 pub use notify::{Ended, FailedMail, OptInRequest};
+pub use ops::DeliveryPause;
 pub use privacy::{Erased, PersonData};
 pub use reader::{
     Fence, Fenced, HEARTBEAT, Holder, READER_LOCK, ReaderLease, ReaderRole, Reading, STALE,
@@ -199,6 +203,8 @@ pub struct ReviewItem {
     pub reason: String,
     pub received_at: String,
     pub conference: Option<String>,
+    /// Why it is here: the rules that fired and the sentences they fired on.
+    pub explanation: Option<Explanation>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -210,6 +216,13 @@ struct ReviewRow {
     reason: Option<String>,
     received_at: Ts,
     conference_id: Option<String>,
+    explanation: Option<String>,
+}
+
+/// A stored explanation; a row from before the explanation column (or an
+/// unreadable one) has none.
+pub fn explanation_from(json: Option<String>) -> Option<Explanation> {
+    json.and_then(|j| serde_json::from_str(&j).ok())
 }
 
 impl From<ReviewRow> for ReviewItem {
@@ -222,6 +235,7 @@ impl From<ReviewRow> for ReviewItem {
             reason: r.reason.unwrap_or_default(),
             received_at: ts(r.received_at.0),
             conference: r.conference_id,
+            explanation: explanation_from(r.explanation),
         }
     }
 }
@@ -319,6 +333,8 @@ pub struct NewInbound<'a> {
     pub reason: Option<&'a str>,
     pub conference_id: Option<&'a str>,
     pub raw: Option<&'a [u8]>,
+    /// Why the understanding step decided what it did.
+    pub explanation: Option<&'a Explanation>,
 }
 
 #[derive(Clone)]
@@ -434,6 +450,45 @@ impl Store {
             .collect()
     }
 
+    /// The conference and recipient of our opt-in request among `message_ids`
+    /// (a reply's In-Reply-To and References), if the mail answers one.
+    pub async fn opt_in_thread(
+        &self,
+        message_ids: &[String],
+    ) -> anyhow::Result<Option<(String, String)>> {
+        for id in message_ids.iter().rev() {
+            let row: Option<(Option<String>, String)> = on_pool!(self, |c| {
+                sqlx::query_as(
+                    "SELECT conference_id, recipient FROM outbox WHERE message_id = $1 AND kind = $2",
+                )
+                .bind(id)
+                .bind(OutboxKind::OptIn.as_str())
+                .fetch_optional(c)
+                .await
+            })
+            .context("looking up the opt-in thread")?;
+            if let Some((Some(conference), recipient)) = row {
+                return Ok(Some((conference, recipient.to_lowercase())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Conferences in which `email` holds a registration that is not cancelled.
+    pub async fn active_conferences_of(&self, email: &str) -> anyhow::Result<Vec<String>> {
+        let email = email.trim().to_lowercase();
+        on_pool!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT conference_id FROM registrations WHERE email = $1 AND status <> $2 ORDER BY conference_id",
+            )
+            .bind(&email)
+            .bind(Status::Cancelled.as_str())
+            .fetch_all(c)
+            .await
+        })
+        .context("looking up the sender's registrations")
+    }
+
     /// The conference of the first of `message_ids` that is a mail rsvpd sent.
     pub async fn thread_conference(
         &self,
@@ -497,7 +552,7 @@ impl Store {
     pub async fn review_items(&self) -> anyhow::Result<Vec<ReviewItem>> {
         let rows: Vec<ReviewRow> = on_pool!(self, |c| {
             sqlx::query_as(
-                "SELECT id, message_id, from_addr, subject, reason, received_at, conference_id
+                "SELECT id, message_id, from_addr, subject, reason, received_at, conference_id, explanation
                  FROM inbound_messages WHERE outcome = $1 ORDER BY id",
             )
             .bind(InboundOutcome::Review.as_str())
@@ -626,8 +681,8 @@ impl StoreTx {
     ) -> anyhow::Result<i64> {
         let id: i64 = on_tx!(self, |c| {
             sqlx::query_scalar(
-                "INSERT INTO inbound_messages (message_id, location, from_addr, subject, received_at, outcome, reason, conference_id, raw)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                "INSERT INTO inbound_messages (message_id, location, from_addr, subject, received_at, outcome, reason, conference_id, raw, explanation)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             )
             .bind(m.message_id)
             .bind(m.location)
@@ -638,6 +693,11 @@ impl StoreTx {
             .bind(m.reason)
             .bind(m.conference_id)
             .bind(m.raw)
+            .bind(
+                m.explanation
+                    .filter(|e| !e.is_empty())
+                    .and_then(|e| serde_json::to_string(e).ok()),
+            )
             .fetch_one(&mut *c)
             .await
         })

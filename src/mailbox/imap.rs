@@ -115,6 +115,8 @@ fn read_line(tcp: &mut TcpStream) -> anyhow::Result<String> {
 
 /// Connect, secure and log in.
 pub fn connect(server: &ImapServer, timeout: Duration) -> anyhow::Result<Session> {
+    // Read first: a missing credential is the thing to fix, whatever the network does.
+    let password = server.password.read()?;
     let where_ = format!("{}:{}", server.host, server.port);
     let addr = (server.host.as_str(), server.port)
         .to_socket_addrs()
@@ -156,11 +158,12 @@ pub fn connect(server: &ImapServer, timeout: Duration) -> anyhow::Result<Session
             .with_context(|| format!("reading the greeting of {where_}"))?;
     }
     let session = client
-        .login(&server.user, server.password.expose())
+        .login(&server.user, password.expose())
         .map_err(|(e, _)| {
             anyhow!(
-                "the IMAP server {where_} refused the login of `{}`: {e}",
-                server.user
+                "the IMAP server {where_} refused the login of `{}`: {}; check the password in [mailbox] password_file (or RSVPD_IMAP_PASSWORD)",
+                server.user,
+                crate::mask::mask_addresses(&e.to_string())
             )
         })?;
     Ok(session)

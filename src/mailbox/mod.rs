@@ -82,6 +82,7 @@ impl Source {
                 queue: VecDeque::new(),
                 fetched: VecDeque::new(),
                 handled: Vec::new(),
+                logins: 0,
             })),
         }
     }
@@ -188,6 +189,8 @@ pub struct ImapSource {
     fetched: VecDeque<Pending>,
     /// Handled (outcome stored), not moved yet: UID and whether to review.
     handled: Vec<(u32, bool)>,
+    /// Successful logins so far; every one after the first is a reconnect.
+    logins: u64,
 }
 
 impl ImapSource {
@@ -238,6 +241,10 @@ impl ImapSource {
         let session = tokio::task::spawn_blocking(move || imap::connect(&server, timeout))
             .await
             .context("the IMAP thread failed")??;
+        if self.logins > 0 {
+            crate::metrics::imap_reconnected();
+        }
+        self.logins += 1;
         self.session = Some(session);
         let folder = self.folder.clone();
         let processed = self.processed_folder.clone();

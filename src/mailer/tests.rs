@@ -104,6 +104,7 @@ fn render_kind(r: &Renderer, conf: &Conference, kind: Kind, lang: Language) -> R
                     reason: "no registration recognised".into(),
                     received_at: "2027-09-05T10:02:00Z".into(),
                     conference: None,
+                    explanation: None,
                 }],
                 failed: vec![crate::storage::FailedMail {
                     recipient: "gone@example.com".into(),
@@ -111,6 +112,15 @@ fn render_kind(r: &Renderer, conf: &Conference, kind: Kind, lang: Language) -> R
                     error: "127.0.0.1:25: permanent error (550): 5.1.1 User unknown".into(),
                     at: utc("2027-09-05T12:00:00Z"),
                 }],
+                delivery: Some(crate::storage::DeliveryPause {
+                    since: utc("2027-09-06T02:10:00Z"),
+                    until: utc("2027-09-06T06:10:00Z"),
+                    failures: 6,
+                    stage: "login".into(),
+                    error: "SMTP server smtp.example.org:587: login refused: permanent error (535): 5.7.8 Authentication failed".into(),
+                    fix: crate::mailer::Stage::Login.fix().into(),
+                    ended_at: None,
+                }),
                 all: vec![reg.clone()],
             };
             d.all.push(d.ended[0].registration.clone());

@@ -270,3 +270,173 @@ fn tokens_have_a_digit_and_a_letter_and_no_look_alikes() {
         assert!(!t.contains(['0', 'O', '1', 'I', 'L']), "{t}");
     }
 }
+
+const SINGLE_FULL: &str = r#"
+[[conference]]
+id = "fishbowl"
+title = "Fishbowl-Diskussion Hainholz"
+starts = "2099-11-04T18:00"
+ends = "2099-11-04T20:30"
+location = "Kulturtreff Hainholz"
+capacity = 3
+organizers = ["orga@example.org"]
+"#;
+
+/// Issue 11: a confirmed party that grows by reply beyond the free places
+/// keeps its places; the growth goes to review (it used to be demoted to the
+/// waitlist as a whole).
+#[tokio::test]
+async fn a_growing_party_keeps_its_places_in_a_full_room() {
+    let ta = t::app(SINGLE_FULL).await;
+    let app = &ta.app;
+    let now = utc("2099-10-01T10:00:00Z");
+    t::register(app, "fishbowl", "ayse@example.net", 2, now).await;
+    t::register(app, "fishbowl", "omar@example.net", 1, now).await;
+    assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
+    let grow = Action::Update {
+        conference: "fishbowl".into(),
+        attendees: vec![t::attendee("ayse@example.net", "Ayşe Yılmaz", 3)],
+    };
+    assert_eq!(t::apply(app, &grow, "grow-1", now).await, "review");
+    let regs = app.store.registrations("fishbowl", true).await.unwrap();
+    let ayse = regs
+        .iter()
+        .find(|r| r.email == "ayse@example.net")
+        .expect("still registered");
+    assert_eq!(
+        (ayse.status, ayse.party_size),
+        (Status::Confirmed, 2),
+        "the registration stays as it was"
+    );
+    // A party larger than the whole room is never waitlisted: review.
+    let class = Action::Register {
+        conference: "fishbowl".into(),
+        attendees: vec![t::attendee("teacher@example.net", "Kirsten Hansen", 4)],
+    };
+    assert_eq!(t::apply(app, &class, "class-1", now).await, "review");
+    // With a free place the same growth fits and is recorded.
+    let cancel = Action::Cancel {
+        conference: "fishbowl".into(),
+        email: "omar@example.net".into(),
+        name: None,
+    };
+    assert_eq!(t::apply(app, &cancel, "cancel-1", now).await, "recorded");
+    assert_eq!(t::apply(app, &grow, "grow-2", now).await, "recorded");
+    assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
+}
+
+/// Issue 11: the answer to our opt-in request lost its token (written to the
+/// main address, subject rewritten): our own thread is as good as the token
+/// when the registrant answers; a stranger in the thread confirms nothing.
+#[tokio::test]
+async fn a_reply_in_the_opt_in_thread_confirms_without_the_token() {
+    let ta = t::app(DOUBLE).await;
+    let app = &ta.app;
+    let reg = "From: Ayşe Yılmaz <ayse@example.net>\r\nTo: anmeldung@example.org\r\nSubject: Anmeldung Fishbowl\r\n\
+         Message-ID: <reg-2@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Hiermit melde ich mich zur Fishbowl-Diskussion an.\r\n\r\nAyşe Yılmaz\r\n";
+    app.process(reg.as_bytes(), "test:1", None, Fence::Unfenced)
+        .await
+        .unwrap();
+    let (request, _) = last(app).await;
+    assert_eq!(request.kind, "opt_in");
+    let reply = |from: &str, id: &str| {
+        format!(
+            "From: {from}\r\nTo: anmeldung@example.org\r\nSubject: Bestätigung\r\n\
+             In-Reply-To: <{rid}>\r\nMessage-ID: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+             Ja, ich möchte an der Fishbowl-Diskussion teilnehmen.\r\n",
+            rid = request.message_id
+        )
+    };
+    let stranger = app
+        .process(
+            reply("Omar <omar@example.net>", "s-1@example.net").as_bytes(),
+            "test:2",
+            None,
+            Fence::Unfenced,
+        )
+        .await
+        .unwrap();
+    assert_ne!(stranger.outcome(), "duplicate");
+    assert_eq!(status(app, "ayse@example.net").await, Status::Pending);
+    let processed = app
+        .process(
+            reply("Ayşe Yılmaz <ayse@example.net>", "yes-2@example.net").as_bytes(),
+            "test:3",
+            None,
+            Fence::Unfenced,
+        )
+        .await
+        .unwrap();
+    assert_eq!(processed.outcome(), "recorded", "{processed:?}");
+    assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
+    let to_ayse: Vec<String> = t::outbox(app)
+        .await
+        .into_iter()
+        .filter(|o| o.recipient == "ayse@example.net")
+        .map(|o| o.kind.as_str().to_string())
+        .collect();
+    assert_eq!(to_ayse, ["opt_in", "confirmation"], "no second request");
+}
+
+const TWO_OPEN: &str = r#"
+[[conference]]
+id = "fishbowl"
+title = "Fishbowl-Diskussion Hainholz"
+starts = "2099-11-04T18:00"
+ends = "2099-11-04T20:30"
+location = "Kulturtreff Hainholz"
+organizers = ["orga@example.org"]
+
+[[conference]]
+id = "miko"
+title = "Vierte Migrationskonferenz"
+starts = "2099-10-15T13:30"
+ends = "2099-10-15T19:30"
+location = "Neues Rathaus"
+organizers = ["orga@example.org"]
+"#;
+
+/// Issue 11: a mail that names no conference (and answers no mail of ours)
+/// is routed by the sender's one registration.
+#[tokio::test]
+async fn a_reply_naming_no_conference_is_routed_by_the_registration() {
+    let ta = t::app(TWO_OPEN).await;
+    let app = &ta.app;
+    let now = utc("2099-10-01T10:00:00Z");
+    t::register(app, "miko", "ayse@example.net", 1, now).await;
+    let mail = |from: &str, id: &str| {
+        format!(
+            "From: {from}\r\nTo: anmeldung@example.org\r\nSubject: Absage\r\nMessage-ID: <{id}>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nIch schaffe es leider doch nicht.\r\n"
+        )
+    };
+    let u = app
+        .understand(mail("Ayşe Yılmaz <ayse@example.net>", "c-1@example.net").as_bytes())
+        .await
+        .unwrap();
+    match &u.action {
+        Action::Cancel { conference, .. } => assert_eq!(conference, "miko"),
+        other => panic!("routed by the registration: {other:?}"),
+    }
+    assert!(
+        u.explanation
+            .to_string()
+            .contains("only registration is for miko")
+    );
+    // Someone without a registration: still a question of which conference.
+    let u = app
+        .understand(mail("Omar <omar@example.net>", "c-2@example.net").as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            u.action,
+            Action::Review {
+                conference: None,
+                ..
+            }
+        ),
+        "{u:?}"
+    );
+}

@@ -108,7 +108,7 @@ impl Store {
         let erased = erase_registrations(&mut tx, &ids).await?;
         let received = on_tx!(tx, |c| {
             sqlx::query(
-                "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL,
+                "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL, explanation = NULL,
                      reason = 'erased on request', outcome = CASE WHEN outcome = $2 THEN $3 ELSE outcome END
                  WHERE from_addr = $1",
             )
@@ -151,7 +151,7 @@ impl Store {
         let registrations = erase_registrations(&mut tx, &ids).await?;
         let received = on_tx!(tx, |c| {
             sqlx::query(
-                "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL,
+                "UPDATE inbound_messages SET from_addr = NULL, subject = '', raw = NULL, explanation = NULL,
                      reason = 'personal data purged after the retention time'
                  WHERE conference_id = $1 AND (from_addr IS NOT NULL OR raw IS NOT NULL)",
             )

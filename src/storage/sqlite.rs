@@ -37,6 +37,9 @@ pub(super) async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
+        // Freed and shrunk records are overwritten with zeros: an erased
+        // person's data must not linger in the file's free space.
+        .pragma("secure_delete", "on")
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
@@ -72,4 +75,22 @@ pub(super) async fn begin(pool: &SqlitePool) -> anyhow::Result<Transaction<'stat
     pool.begin_with("BEGIN IMMEDIATE")
         .await
         .context("cannot start a database transaction")
+}
+
+/// Copy every page from the write-ahead log into the database file and cut
+/// the log to zero bytes, so no older version of a page stays in it. Retried
+/// while a reader holds the log; false when it stayed busy.
+pub(super) async fn checkpoint_truncate(pool: &SqlitePool) -> anyhow::Result<bool> {
+    for _ in 0..50 {
+        let (busy, _log, _done): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(pool)
+                .await
+                .context("checkpointing the write-ahead log")?;
+        if busy == 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(false)
 }

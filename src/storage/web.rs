@@ -50,9 +50,31 @@ pub struct ReceivedMail {
     pub outcome: String,
     pub reason: Option<String>,
     pub conference: Option<String>,
+    /// Why the understanding step decided what it did (issue 11): shown as
+    /// `{"why": one readable line, "steps": [the rules that fired]}`.
+    #[serde(serialize_with = "explained")]
+    pub explanation: Option<crate::understand::Explanation>,
     /// Whether the mail itself is kept (to show it as text).
     #[serde(skip)]
     pub has_source: bool,
+}
+
+/// An explanation for people: the line `review` shows ("why") beside the
+/// steps it is made of.
+fn explained<S: serde::Serializer>(
+    e: &Option<crate::understand::Explanation>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct as _;
+    match e {
+        None => s.serialize_none(),
+        Some(e) => {
+            let mut m = s.serialize_struct("Explanation", 2)?;
+            m.serialize_field("why", &e.to_string())?;
+            m.serialize_field("steps", &e.steps)?;
+            m.end()
+        }
+    }
 }
 
 /// A mail rsvpd queued for one person.
@@ -85,6 +107,7 @@ type ReceivedRow = (
     Option<String>,
     Option<String>,
     bool,
+    Option<String>,
 );
 type SentRow = (
     i64,
@@ -323,7 +346,7 @@ impl Store {
     ) -> anyhow::Result<Vec<ReceivedMail>> {
         let rows: Vec<ReceivedRow> = on_pool!(self, |c| {
             sqlx::query_as(
-                "SELECT id, message_id, subject, received_at, outcome, reason, conference_id, raw IS NOT NULL
+                "SELECT id, message_id, subject, received_at, outcome, reason, conference_id, raw IS NOT NULL, explanation
                  FROM inbound_messages
                  WHERE from_addr = $1 AND (CAST($2 AS TEXT) IS NULL OR conference_id = CAST($2 AS TEXT))
                  ORDER BY id",
@@ -337,7 +360,17 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(id, message_id, subject, at, outcome, reason, conference, has_source)| {
+                |(
+                    id,
+                    message_id,
+                    subject,
+                    at,
+                    outcome,
+                    reason,
+                    conference,
+                    has_source,
+                    explanation,
+                )| {
                     ReceivedMail {
                         id,
                         message_id,
@@ -346,6 +379,7 @@ impl Store {
                         outcome,
                         reason,
                         conference,
+                        explanation: super::explanation_from(explanation),
                         has_source,
                     }
                 },

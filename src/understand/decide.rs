@@ -7,8 +7,10 @@
 
 use super::intent::{self, Intent};
 use super::routing::{self, Route, RouteInput};
+use super::vocab::Vocabulary;
 use super::{
-    Action, Attendee, ConferenceRef, Context, Language, choices, filters, mime, people, text,
+    Action, Attendee, ConferenceRef, Context, Explanation, Language, Step, choices, filters,
+    language, mime, people, text,
 };
 
 /// The largest party we register without asking a person.
@@ -32,25 +34,49 @@ struct Speaker {
     subject: Option<String>,
 }
 
-pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
+pub fn decide(
+    mail: &mime::Mail,
+    ctx: &Context,
+    v: &Vocabulary,
+    why: &mut Explanation,
+) -> (Language, Action) {
     let (bare_subject, is_reply, is_forward) = text::strip_subject_prefixes(&mail.subject);
     let body = text::split_body(&mail.body, is_forward, is_reply);
     let recipients = routing::recipient_info(&mail.recipients, ctx);
     let in_thread = ctx.thread_conference.is_some() || recipients.confirm_token.is_some();
 
-    let Some(mut speaker) = sender(mail, ctx, &body, (!is_reply).then(|| bare_subject.clone()))
-    else {
+    let Some(mut speaker) = sender(
+        v,
+        mail,
+        ctx,
+        &body,
+        (!is_reply).then(|| bare_subject.clone()),
+    ) else {
         return (
             ctx.default_language,
             review("the sender address is missing or unreadable", None),
         );
     };
+    // A display name with line breaks (header injection) or of absurd
+    // length is not a person writing: nothing is recorded from it.
+    if let Some(from) = &mail.from
+        && let Some(problem) = hostile_display_name(from)
+    {
+        why.push(Step::logic("sender", problem));
+        return (
+            ctx.default_language,
+            review(
+                format!("{problem}; not recorded, please check the sender"),
+                None,
+            ),
+        );
+    }
 
     // A forward speaks for the original sender, unless the forwarder
     // registers themself in their own words.
     let forwarded = body.forwarded.clone().or_else(|| attached_as_forward(mail));
     if let Some(fwd) = forwarded
-        && !intent::registers_self(&speaker.own)
+        && !intent::registers_self(v, &speaker.own)
         && let Some(original) = fwd.from_address.clone()
         && !is_ours(&original, ctx)
     {
@@ -60,7 +86,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
             .as_ref()
             .filter(|(_, reply, _)| !reply)
             .map(|(s, _, _)| s.clone());
-        let reading = intent::read(&inner.own, fwd_subject_text.as_deref(), false);
+        let reading = intent::read(v, &inner.own, fwd_subject_text.as_deref(), false);
         if matches!(
             reading.intent,
             Intent::Register
@@ -88,8 +114,13 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
         }
     }
 
-    let language = text::language_of(&speaker.own)
-        .or_else(|| speaker.subject.as_deref().and_then(text::language_of))
+    let language = language::answer(v, &speaker.own)
+        .or_else(|| {
+            speaker
+                .subject
+                .as_deref()
+                .and_then(language::answer_language)
+        })
         .unwrap_or(ctx.default_language);
 
     if speaker.own.trim().is_empty()
@@ -103,7 +134,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
             .clone()
             .or_else(|| routing::subject_token(&mail.subject, ctx.conferences));
         if let Some(token) = token {
-            let conference = route_for(mail, ctx, &recipients, &speaker, &body).found();
+            let conference = route_for(v, mail, ctx, &recipients, &speaker, &body).found();
             return (
                 language,
                 Action::Confirm {
@@ -121,7 +152,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
                         "no text, only attachments ({}); perhaps a filled-in form",
                         filters::short(&mail.attachments.join(", "), 120)
                     ),
-                    route_for(mail, ctx, &recipients, &speaker, &body).found(),
+                    route_for(v, mail, ctx, &recipients, &speaker, &body).found(),
                 ),
             );
         }
@@ -133,16 +164,87 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
 
     // A tokenless "Ja, ich bestätige" confirms only a reply to a request
     // for confirmation (double opt-in), not any reply to us.
-    let confirm_requested = (in_thread || is_reply) && intent::asks_for_confirmation(&mail.subject);
-    let reading = intent::read(&speaker.own, speaker.subject.as_deref(), confirm_requested);
+    let confirm_requested =
+        (in_thread || is_reply) && intent::asks_for_confirmation(v, &mail.subject);
+    let reading = intent::read(
+        v,
+        &speaker.own,
+        speaker.subject.as_deref(),
+        confirm_requested,
+    );
+    why.steps.extend(reading.fired.iter().cloned());
     let token = recipients
         .confirm_token
         .clone()
         .or_else(|| routing::subject_token(&mail.subject, ctx.conferences));
-    let route = route_for(mail, ctx, &recipients, &speaker, &body);
+    let route = route_for(v, mail, ctx, &recipients, &speaker, &body);
     let conference = route.found();
 
     let needs_conference = |what: &str| no_conference(what, &route, &recipients);
+
+    // The address we would record is a machine's, or the text says a machine
+    // wrote it: nobody to register.
+    let machine_text = text::sentences(&speaker.own)
+        .iter()
+        .find(|s| {
+            let f = text::fold(s);
+            v.is_match("machine_text", &f) || v.is_match("spam", &f)
+        })
+        .cloned()
+        .or_else(|| {
+            speaker
+                .display
+                .clone()
+                .filter(|d| v.is_match("spam", &text::fold(d)))
+        });
+    if token.is_none() && (is_system_address(&speaker.email) || machine_text.is_some()) {
+        why.push(Step {
+            rule: "sender".into(),
+            phrase: None,
+            language: None,
+            text: machine_text.map(|s| filters::short(&text::one_line(&s), 160)),
+            note: Some(format!("<{}> is not a person", speaker.email)),
+        });
+        return (
+            language,
+            review(
+                "not written by a person (a system, an automatic or a mass mail): nobody to register, please check",
+                conference,
+            ),
+        );
+    }
+
+    // Mail in a language no vocabulary covers: rsvpd can neither read nor
+    // answer it, unless a sentence in a language it reads registers or cancels.
+    if token.is_none()
+        && let Some(name) = language::foreign_mail(v, &speaker.own)
+    {
+        let readable = text::sentences(&speaker.own).into_iter().find(|s| {
+            language::foreign(s, v.detect_codes()).is_none()
+                && (intent::is_register_sentence(v, s) || intent::is_cancel_sentence(v, s))
+        });
+        match readable {
+            Some(s) => why.push(Step {
+                rule: "language".into(),
+                phrase: None,
+                language: None,
+                text: Some(filters::short(&text::one_line(&s), 160)),
+                note: Some(format!("written in {name}, but this sentence is readable")),
+            }),
+            None => {
+                why.push(Step::logic("language", format!("written in {name}")));
+                return (
+                    ctx.default_language,
+                    review(
+                        format!(
+                            "written in {name}; rsvpd reads and answers German and English only, please answer by hand"
+                        ),
+                        conference,
+                    ),
+                );
+            }
+        }
+    }
 
     // "Anmeldung anbei" with a filled-in PDF form: the details are in the file.
     let own_words = speaker.own.split_whitespace().count();
@@ -196,7 +298,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
                 match ctx.conferences.iter().find(|c| c.id == *id) {
                     Some(conf) => Action::Update {
                         conference: id.clone(),
-                        attendees: attendees(&speaker, conf, language, true),
+                        attendees: attendees(v, &speaker, conf, language, true),
                     },
                     None => review("a companion cannot come", conference.clone()),
                 }
@@ -226,7 +328,7 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
         },
         Intent::Update | Intent::Register | Intent::Unclear
             if (is_reply || in_thread || reading.refers_to_registration)
-                && intent::adds_people(&speaker.own)
+                && intent::adds_people(v, &speaker.own)
                 && {
                     let p = people::party(&speaker.own);
                     p.total.is_none() && (p.extra > 0 || !p.named.is_empty())
@@ -244,27 +346,47 @@ pub fn decide(mail: &mime::Mail, ctx: &Context) -> (Language, Action) {
             let update = reading.intent == Intent::Update
                 && (is_reply || in_thread || reading.refers_to_registration);
             register_or_update(
+                (ctx, v),
                 &speaker,
                 &reading,
                 update,
                 language,
                 conference,
                 (&route, &recipients),
-                ctx,
             )
         }
     };
+    if matches!(action, Action::Register { .. } | Action::Update { .. })
+        && !why.steps.iter().any(|s| s.text.is_some())
+    {
+        // No register phrase: people or workshop choices sent to the
+        // registration address (a form, "Ja bitte, für 2 Personen").
+        let first = text::sentences(&speaker.own)
+            .into_iter()
+            .find(|s| s.split_whitespace().count() > 1)
+            .or_else(|| speaker.subject.clone());
+        why.push(Step {
+            rule: "choices".into(),
+            phrase: None,
+            language: None,
+            text: first.map(|s| filters::short(&text::one_line(&s), 160)),
+            note: Some(
+                "no register phrase, but people or workshop choices sent to the registration address"
+                    .into(),
+            ),
+        });
+    }
     (language, action)
 }
 
 fn register_or_update(
+    (ctx, v): (&Context, &Vocabulary),
     speaker: &Speaker,
     reading: &intent::Reading,
     update: bool,
     language: Language,
     conference: Option<String>,
     (route, recipients): (&Route, &routing::RecipientInfo),
-    ctx: &Context,
 ) -> Action {
     let registering = matches!(reading.intent, Intent::Register | Intent::Update);
     let Some(conf_id) = conference else {
@@ -276,7 +398,7 @@ fn register_or_update(
     let Some(conf) = ctx.conferences.iter().find(|c| c.id == conf_id) else {
         return review("registration for an unknown conference", None);
     };
-    let attendees = attendees(speaker, conf, language, update);
+    let attendees = attendees(v, speaker, conf, language, update);
     let chose_something = attendees
         .iter()
         .any(|a| !a.workshops.is_empty() || a.party_size > 1)
@@ -352,8 +474,14 @@ fn party_stated(speaker: &Speaker) -> bool {
 }
 
 fn not_a_request(reading: &intent::Reading, conference: Option<String>) -> Action {
-    let reason = if reading.thanks_only {
-        "only a thank-you; nothing to register".to_string()
+    if reading.thanks_only {
+        return Action::Thanks { conference };
+    }
+    let reason = if let Some(c) = &reading.conditional {
+        format!(
+            "would register only on a condition or is not decided yet: \"{}\"",
+            filters::short(reading.question.as_deref().unwrap_or(c), 160)
+        )
     } else if let Some(q) = &reading.question {
         format!(
             "a question that needs a personal answer: \"{}\"",
@@ -384,6 +512,7 @@ impl Found for Route {
 }
 
 fn route_for(
+    v: &Vocabulary,
     mail: &mime::Mail,
     ctx: &Context,
     recipients: &routing::RecipientInfo,
@@ -404,7 +533,7 @@ fn route_for(
     let subject = speaker.subject.clone().unwrap_or(bare_subject);
     let focus = text::sentences(&speaker.own)
         .into_iter()
-        .filter(|s| intent::is_register_sentence(s) || intent::is_cancel_sentence(s))
+        .filter(|s| intent::is_register_sentence(v, s) || intent::is_cancel_sentence(v, s))
         .collect::<Vec<_>>()
         .join("\n");
     routing::route(
@@ -465,16 +594,79 @@ const SYSTEM_LOCALS: &[&str] = &[
     "postmaster",
 ];
 
+/// Parts of an address's local part that only machines use
+/// ("calendar-system@", "notifications.bounce@").
+const SYSTEM_PARTS: &[&str] = &[
+    "system",
+    "noreply",
+    "donotreply",
+    "daemon",
+    "mailer",
+    "notification",
+    "notifications",
+    "bounce",
+    "bounces",
+    "automailer",
+];
+
 fn is_system_address(addr: &str) -> bool {
     let local = addr.split('@').next().unwrap_or("").to_ascii_lowercase();
     SYSTEM_LOCALS.contains(&local.as_str())
         || local.contains("noreply")
         || local.contains("no-reply")
+        || local
+            .split(['-', '.', '_', '+'])
+            .any(|part| SYSTEM_PARTS.contains(&part))
+}
+
+/// Is this address a person's: a display name that is a name, and no office
+/// word ("Sekretariat", "team", "info") in the name or the local part?
+fn is_person(v: &Vocabulary, m: &mime::Mailbox) -> bool {
+    let local = m.address.split('@').next().unwrap_or("");
+    let words = format!(
+        "{} {}",
+        m.name.as_deref().unwrap_or(""),
+        local.replace(['.', '-', '_', '+'], " ")
+    );
+    if v.is_match("office_mailbox", &text::fold(&words)) {
+        return false;
+    }
+    m.name
+        .as_deref()
+        .is_some_and(|n| people::display_parts(n).0.is_some())
+}
+
+/// Why a display name is not a person's, if it is not.
+fn hostile_display_name(from: &mime::Mailbox) -> Option<&'static str> {
+    if from.name_broken {
+        return Some(
+            "the sender's display name carries control characters (header injection or a disguised name?)",
+        );
+    }
+    let name = from.name.as_deref().unwrap_or("");
+    if name.contains(['<', '>', '{', '}', ';']) || name.contains("--") || name.contains("')") {
+        return Some("the sender's display name holds markup or code, not a name");
+    }
+    if text::addresses(name)
+        .iter()
+        .any(|a| !a.eq_ignore_ascii_case(&from.address))
+    {
+        return Some("the sender's display name shows another address than the sender's");
+    }
+    if from
+        .name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 120)
+    {
+        return Some("the sender's display name is absurdly long");
+    }
+    None
 }
 
 /// The sender as the attendee: From, or Reply-To when it differs (noted), or
 /// the e-mail field of a web form.
 fn sender(
+    v: &Vocabulary,
     mail: &mime::Mail,
     ctx: &Context,
     body: &text::Body,
@@ -489,9 +681,13 @@ fn sender(
         signature: body.signature.clone(),
         subject,
     };
+    // Reply-To speaks for the writer only when From is a machine or an
+    // office mailbox (a web form's relay, "Sekretariat"); a person's
+    // Reply-To to a team mailbox does not change who registered.
     if let Some(rt) = &mail.reply_to
         && rt.address != from.address
         && !is_ours(&rt.address, ctx)
+        && (is_system_address(&from.address) || !is_person(v, &from))
     {
         speaker.address_note = Some(format!(
             "Reply-To <{}> differs from From <{}>; using the Reply-To address",
@@ -552,9 +748,10 @@ fn person_name(speaker: &Speaker) -> (Option<String>, Option<String>) {
         }
         _ => sig.name.clone(),
     };
+    // "Gulsum Kose" and "Gülsüm Köse" are the same words: keep the signature's spelling.
     let same_words = |a: &str, b: &str| {
-        let mut x: Vec<String> = a.split_whitespace().map(text::fold).collect();
-        let mut y: Vec<String> = b.split_whitespace().map(text::fold).collect();
+        let mut x: Vec<String> = text::match_tokens(a);
+        let mut y: Vec<String> = text::match_tokens(b);
         x.sort();
         y.sort();
         x == y
@@ -593,6 +790,7 @@ fn person_name(speaker: &Speaker) -> (Option<String>, Option<String>) {
 }
 
 fn attendees(
+    v: &Vocabulary,
     speaker: &Speaker,
     conf: &ConferenceRef,
     language: Language,
@@ -612,7 +810,7 @@ fn attendees(
     if listed.is_empty() && !is_form {
         let sentences: Vec<String> = text::sentences(&speaker.own)
             .into_iter()
-            .filter(|s| intent::is_register_sentence(s))
+            .filter(|s| intent::is_register_sentence(v, s))
             .collect();
         listed = people::named_with_address(&sentences.join("\n"))
             .into_iter()
@@ -665,7 +863,7 @@ fn attendees(
     let (mut workshops, alternatives) =
         choices::workshop_choices(&party_text, conf, false, update, false);
     let mut notes = choices::notes(&general, language);
-    merge(&mut notes, questions(&general, language));
+    merge(&mut notes, questions(v, &general, language));
     for id in &alternatives {
         if let Some(w) = conf.workshops.iter().find(|w| w.id == *id) {
             notes.push(match language {
@@ -730,7 +928,7 @@ fn attendees(
     // A group list.
     let sender_fold = name.as_deref().map(text::fold);
     let includes_sender_phrase = if prose {
-        intent::registers_self(&speaker.own)
+        intent::registers_self(v, &speaker.own)
     } else {
         let f = text::fold(&general);
         [
@@ -834,7 +1032,7 @@ fn attendees(
 }
 
 /// Questions asked in a registration, kept as notes so that someone answers them.
-fn questions(text: &str, language: Language) -> Vec<String> {
+fn questions(v: &Vocabulary, text: &str, language: Language) -> Vec<String> {
     let label = match language {
         Language::De => "Frage",
         Language::En => "question",
@@ -844,7 +1042,7 @@ fn questions(text: &str, language: Language) -> Vec<String> {
         .filter(|s| {
             s.trim_end().ends_with('?')
                 && s.split_whitespace().count() >= 3
-                && !intent::is_request(s)
+                && !intent::is_request(v, s)
         })
         .take(2)
         .map(|s| format!("{label}: {}", filters::short(&text::one_line(&s), 160)))

@@ -11,13 +11,45 @@ use regex::Regex;
 use super::Action;
 use super::mime::Mail;
 use super::text::{self, fold};
+use super::vocab::Vocabulary;
 
 /// Bounce or ignore verdict, or `None` for mail a person wrote.
-pub fn classify(mail: &Mail, mailbox: &str) -> Option<Action> {
+pub fn classify(mail: &Mail, mailbox: &str, v: &Vocabulary) -> Option<Action> {
     if let Some(b) = bounce(mail, mailbox) {
         return Some(b);
     }
-    auto_reply(mail, mailbox).map(|reason| Action::Ignore { reason })
+    auto_reply(mail, mailbox)
+        .or_else(|| machine_mail(mail, v))
+        .map(|reason| Action::Ignore { reason })
+}
+
+/// Calendar replies and mailing-list digests that carry no header saying so.
+fn machine_mail(mail: &Mail, v: &Vocabulary) -> Option<String> {
+    let calendar_part = mail.content_type == "text/calendar"
+        || mail
+            .attachments
+            .iter()
+            .any(|a| a.contains("text/calendar") || a.ends_with(".ics"));
+    let reply_method = mail
+        .content_type_params
+        .iter()
+        .any(|(n, val)| n == "method" && !val.eq_ignore_ascii_case("publish"))
+        || mail.body.contains("METHOD:REPLY");
+    let says_reply = v.is_match("calendar_reply", &fold(&mail.subject))
+        || v.is_match(
+            "calendar_reply",
+            &fold(&mail.body.chars().take(500).collect::<String>()),
+        );
+    if (calendar_part && (reply_method || says_reply))
+        || (says_reply && mail.body.contains("Invitation from Google Calendar"))
+    {
+        return Some("a calendar reply (accepted/declined), not written by a person".into());
+    }
+    let head: String = mail.body.chars().take(2000).collect();
+    if v.is_match("list_digest", &fold(&mail.subject)) || v.is_match("list_digest", &fold(&head)) {
+        return Some("a mailing-list digest".into());
+    }
+    None
 }
 
 fn auto_reply(mail: &Mail, mailbox: &str) -> Option<String> {
@@ -408,24 +440,29 @@ mod tests {
             from: Some(Mailbox {
                 address: "p@example.com".into(),
                 name: None,
+                name_broken: false,
             }),
             ..Mail::default()
         }
     }
 
+    fn classify_t(mail: &Mail, mailbox: &str) -> Option<Action> {
+        classify(mail, mailbox, &crate::understand::vocab::BUILTIN_VOCABULARY)
+    }
+
     #[test]
     fn auto_submitted_no_is_a_person() {
-        assert!(classify(&mail(&[("auto-submitted", "no")], "Anmeldung"), "a@b").is_none());
-        assert!(classify(&mail(&[("auto-submitted", "auto-replied")], "x"), "a@b").is_some());
+        assert!(classify_t(&mail(&[("auto-submitted", "no")], "Anmeldung"), "a@b").is_none());
+        assert!(classify_t(&mail(&[("auto-submitted", "auto-replied")], "x"), "a@b").is_some());
         assert!(
-            classify(
+            classify_t(
                 &mail(&[("x-auto-response-suppress", "All")], "Anmeldung"),
                 "a@b"
             )
             .is_none()
         );
-        assert!(classify(&mail(&[], "Automatische Antwort: Anmeldung"), "a@b").is_some());
-        assert!(classify(&mail(&[("precedence", "bulk")], "x"), "a@b").is_some());
+        assert!(classify_t(&mail(&[], "Automatische Antwort: Anmeldung"), "a@b").is_some());
+        assert!(classify_t(&mail(&[("precedence", "bulk")], "x"), "a@b").is_some());
     }
 
     #[test]

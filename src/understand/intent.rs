@@ -4,11 +4,9 @@
 //! that a question about registering ("Kann ich mich noch anmelden?") is not
 //! taken as a registration, while "Ich melde mich an. Gibt es Parkplätze?" is.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
+use super::Step;
 use super::text::{self, fold};
+use super::vocab::Vocabulary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
@@ -36,128 +34,71 @@ pub struct Reading {
     /// First polite request ("Could you send me the programme?") that is
     /// not about registering, for the review reason.
     pub request: Option<String>,
+    /// A registering sentence that depends on a condition or is undecided
+    /// ("Falls ja, melde ich mich an", "vielleicht komme ich").
+    pub conditional: Option<String>,
     /// Mentions an existing registration ("meine Anmeldung", "already registered").
     pub refers_to_registration: bool,
     /// Only thanks / acknowledgement.
     pub thanks_only: bool,
+    /// The phrases that fired, with the sentence each fired on.
+    pub fired: Vec<Step>,
 }
 
-static NOISE_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\b(?:anmelde|registrierungs|teilnahme|einladungs)(?:bestaetigung|schluss|frist|formular|link|seite|verfahren|bescheinigung|gebuehr|daten|liste|mail|e-mail|nummer|bedingungen)\w*|\bregistration (?:confirmation|deadline|form|link|fee|page|number)|\bconfirmation (?:of|for) (?:my |your |the )?registration|\bbestaetigung (?:der|ihrer|meiner|fuer die) (?:anmeldung|registrierung)|\bfindet\b[^.!?]{0,60}\bstatt\b|\bfand\b[^.!?]{0,60}\bstatt\b|\bstattfinde\w*|\bstattgefunden",
-    )
-    .expect("regex")
-});
+/// Folds a sentence and blanks out words about registering that are no
+/// request ("Anmeldebestätigung", "findet … statt").
+fn prepare(v: &Vocabulary, sentence: &str) -> String {
+    let mut f = fold(sentence);
+    let spans: Vec<(usize, usize)> = v.section("not_a_request").find_iter(&f).collect();
+    for (start, end) in spans.into_iter().rev() {
+        f.replace_range(start..end, " ");
+    }
+    f
+}
 
-static CANCEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\babsag|\babzusagen|\bsage\b[^.!?\n]{0,100}\bab\b|\bsagen\b[^.!?\n]{0,100}\bab\b|\babmeld|\babzumelden|\bmelde\b[^.!?\n]{0,40}\b(?:mich|uns)\b[^.!?\n]{0,80}\bab\b|\bmelden sie (?:mich|uns)\b[^.!?\n]{0,80}\bab\b|\bstreichen sie (?:mich|uns|meine|die)|\b(?:mich|uns|meine anmeldung|meinen namen)\b[^.!?\n]{0,40}\bstreichen\b|\bstreichen\b[^.!?\n]{0,20}\b(?:mich|uns)\b|\bstorn|\bnicht (?:mehr )?(?:teilnehmen|kommen|mitkommen|dabei sein|erscheinen|wahrnehmen|da sein|vorbeikommen)|\bkann\b[^.!?\n]{0,60}\bnicht\b[^.!?\n]{0,40}\b(?:kommen|mitkommen|teilnehmen|dabei sein|erscheinen|wahrnehmen)\b|\bkoennen\b[^.!?\n]{0,60}\bnicht\b[^.!?\n]{0,40}\b(?:kommen|teilnehmen|dabei sein|erscheinen)\b|\bverhindert\b|\bzurueckziehen|\bziehe\b[^.!?\n]{0,80}\bzurueck\b|\brueckzug\b|\bzurueckgezogen|\baustragen\b|\btragen sie (?:mich|uns)\b[^.!?\n]{0,60}\baus\b|\btrage\b[^.!?\n]{0,20}\b(?:mich|uns)\b[^.!?\n]{0,60}\baus\b|\bvon der (?:teilnehmer)?liste\b|\bentfernen sie mich|\bcancel|\bcan'?t make it|\bcannot make it|\bcan not make it|\bwon'?t (?:be able to )?(?:make it|attend|come|join|participate)|\b(?:unable|not be able|not able) to (?:attend|come|make it|join|participate|be there)|\bcan(?:no|')?t (?:attend|come|join|participate|be there)|\bcan not (?:attend|come|join|participate|be there)|\bwithdraw|\bunregister|\bderegister|\bremove (?:me|us|my (?:name|registration))|\bno longer (?:attend|come|participate|be able|join)|\bwill not (?:attend|come|be attending|participate|join)|\bnot (?:be )?(?:attending|coming)\b|\bdrop out|\bleider nicht\b[^.!?\n]{0,30}\b(?:kommen|teilnehmen|dabei)\b|\bkomme\b[^.!?\n]{0,30}\bnicht\b|\bkommen\b[^.!?\n]{0,10}\bnicht\b(?:[^.!?\n]{0,10})$|\bwon'?t be (?:attending|coming|joining|there)|\bwill not be (?:attending|coming|joining|there)|\b(?:must|have to|need to) decline|\bdecline\b|\bnehme\b[^.!?\n]{0,30}\bnicht\b[^.!?\n]{0,30}\bteil\b|\bnehmen\b[^.!?\n]{0,30}\bnicht\b[^.!?\n]{0,30}\bteil\b|\bkatilamayacag|\bgelemeyece|\bklappt\b[^.!?\n]{0,40}\bnicht\b|\bkommt\b[^.!?\n]{0,20}\bnicht\b|\bnicht\b[^.!?\n]{0,20}\bklappen\b|\bschaffe\b[^.!?\n]{0,40}\bnicht\b|\bschaffen\b[^.!?\n]{0,40}\bnicht\b|\bwird\b[^.!?\n]{0,20}\bnichts\b",
-    )
-    .expect("regex")
-});
+/// The clauses of a folded sentence: split at `,` `;` and contrast words.
+fn clauses<'a>(v: &Vocabulary, f: &'a str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for part in f.split([',', ';']) {
+        let mut last = 0;
+        for (s, e) in v.section("contrast").find_iter(part) {
+            out.push(&part[last..s]);
+            last = e;
+        }
+        out.push(&part[last..]);
+    }
+    out
+}
 
-static REGISTER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\banmeld|\banzumelden|\bmelde\b(?:[^.!?\n]|\.\S){0,120}\ban\b|\bmelden\b(?:[^.!?\n]|\.\S){0,120}\ban\b|\bteilnehm|\bnehme\b(?:[^.!?\n]|\.\S){0,120}\bteil\b|\bnehmen\b(?:[^.!?\n]|\.\S){0,120}\bteil\b|\bteilzunehmen|\bteilnahme|\bdabei sein\b|\bdabeisein|\bbin dabei|\bsind dabei|\bkomme\b|\bkommen\b|\bvorbeikommen|\bvorbeischauen|\bregistr|\bregister|\bsign (?:me |us )?up|\battend|\bparticip|\binscri|\bjoin\b|\breserv|\bplatz\b|\bplaetze\b|\bbesuchen\b|\bmitmachen|\bcount (?:me|us) in|\bput (?:me|us|my name|our names) (?:down|on the list)|\badd (?:me|us) to the (?:list|guest ?list)|\bi'?ll be there|\b(?:want|wish|plan|hope|going|intend) to (?:come|attend|join|participate|be there|register)|\b(?:i|we)(?:'m| am|'re| are| will be) coming\b|\b(?:i|we)(?:'ll| will) (?:come|attend|join)\b|\bcome to the\b|\bwe'?ll be there|\bwould like to come|\bkayit|\bkatilmak|\bzapis|\bzglasz",
-    )
-    .expect("regex")
-});
-
-static UPDATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\baender|\bumbuch|\bumzubuchen|\bwechseln\b|\bwechsel\b|\bumsteigen|\btauschen\b|\bstatt\b|\banstatt|\bstattdessen|\bdoch lieber|\blieber (?:in|an|den|die|das|zum|zur|zu|workshop|ws|dialogrunde)\b|\bkorrigier|\bkorrektur|\bnachmelden|\bnachtraeglich|\bzusaetzlich\b[^.!?\n]{0,40}\b(?:person|kolleg|begleit|anmelden)|\bnoch\b[^.!?\n]{0,20}\b(?:eine|einen|zwei|drei|\d) (?:weitere|kolleg|person|begleit)|\bweitere person|\bdoch\b[^.!?\n]{0,30}\b(?:zu zweit|zu dritt|mit|allein|alleine)\b|\bchange\b|\bswitch|\binstead\b|\bupdate\b|\bamend|\bmodify|\bcorrect(?:ion)?\b|\badd\b[^.!?\n]{0,30}\b(?:colleague|person|guest|friend|companion)|\bnot \w+ but\b|\bnicht\b[^.!?\n]{0,50}\bsondern\b|\bvertan\b|\bverschrieben\b|\bfalsch angegeben|\bversehentlich|\bnur noch\b|\bnur (?:ich|eine person|zu zweit|zu dritt)\b|\bonly (?:me|one|two)\b",
-    )
-    .expect("regex")
-});
-
-static PRIOR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\b(?:meine|meiner|unsere|unserer|die) (?:anmeldung|registrierung)|\bangemeldet\b|\bmy registration|\bour registration|\balready registered|\bregistered\b|\bmeine teilnahme|\bmy booking|\bmeine buchung|\bbooked",
-    )
-    .expect("regex")
-});
-
-static SUBSTITUTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\bstatt (?:mir|meiner)\b|\ban meiner stelle|\bfuer mich\b[^.!?\n]{0,40}\b(?:kommt|kommen|teilnehmen|nimmt)|\bvertret|\bvertritt|\bersatz|\bin my place|\btake (?:my|his|her) place|\bin my stead|\bmeinen platz\b|\binstead of me|\bon my behalf|\breplace me|\bnimmt\b[^.!?\n]{0,40}\bteil\b|\bkommt\b[^.!?\n]{0,40}\bstattdessen|\bdafuer kommt|\bkommt\b[^.!?\n]{0,30}\bdafuer\b|\bwill come instead",
-    )
-    .expect("regex")
-});
-
-static COMPANION_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\b(?:meine|mein|unsere|unser|my|our) (?:kollegin|kollege|kollegen|begleitung|begleitperson|frau|mann|partner|partnerin|tochter|sohn|colleague|wife|husband|friend|freundin|freund)\b|\b(?:frau|herr|herrn) \w+ (?:kann|wird|muss|kommt)",
-    )
-    .expect("regex")
-});
-
-static WORKSHOP_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:workshops?|ws ?\d|dialog-?runden?|dialogrunden?|runden?|rounds?|sessions?|ateliers?)\b").expect("regex")
-});
-
-static EVENT_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"konferenz|tagung|veranstaltung|\bteilnahme\b|\bevent\b|conference|kick-?off|auftakt|fishbowl|diskussion|\banmeldung\b|registration")
-        .expect("regex")
-});
-
-static CLAUSE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[,;]|\s(?:aber|but|jedoch|however)\s").expect("regex"));
-
-static REQUEST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^\W*(?:(?:hallo|hello|hi|dear \w+|liebe[rs]? \w+)\W+)?(?:could|would|can|will) you\b|\b(?:koennten|koennen|wuerden) sie (?:bitte|mich|uns|meine|meinen|die|den|das)\b|\b(?:kannst|koenntest) du (?:bitte|mich|uns|meine)\b|\bwaere es moeglich,? (?:mich|uns|meine)",
-    )
-    .expect("regex")
-});
-
-static CONDITIONAL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\W*(?:falls|sofern|wenn|if|provided)\b|\b(?:falls ja|wenn ja|wenn das (?:geht|moeglich ist)|falls (?:das|es) (?:geht|moeglich ist)|if so|if yes|if that is possible|if possible)\b")
-        .expect("regex")
-});
-
-static SELF: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(?:ich|wir|mich|uns|i|we|me|us)\b").expect("regex"));
-
-static THANKS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:danke|dank|thanks|thank you|merci|tesekkur|dziekuje|vielen dank|herzlichen dank|super|prima|perfekt|great|wunderbar|alles klar|ok|okay)\b")
-        .expect("regex")
-});
-
-static CONFIRM_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\bbestaetig|\bconfirm|\bja\b|\byes\b|\bbestatig").expect("regex")
-});
+/// A step of the explanation: `section` fired on `sentence`.
+fn step(v: &Vocabulary, section: &str, f: &str, sentence: &str) -> Step {
+    let hit = v.hit(section, f);
+    Step {
+        rule: section.to_string(),
+        phrase: hit.as_ref().map(|h| h.phrase.to_string()),
+        language: hit.as_ref().map(|h| h.language.to_string()),
+        text: Some(super::filters::short(&text::one_line(sentence), 160)),
+        note: None,
+    }
+}
 
 /// Does the writer add people to what they registered before ("bringe noch
 /// meine Nachbarin mit", "möchte noch jemanden nachmelden", "another guest")?
-pub fn adds_people(own: &str) -> bool {
-    static ADD: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(
-            r"\bnoch\b[^.!?\n]{0,40}\b(?:mit|nachmelden|anmelden|dazu|eine|einen|zwei|drei|weitere\w*|kolleg\w*|person\w*|begleit\w*|nachbar\w*|freund\w*)\b|\bzusaetzlich\b|\bweitere[nr]? (?:person|kolleg|teilnehm|begleit)|\bnachmelden\b|\bnachmeldung\b|\banother (?:person|colleague|guest|friend)|\badditional (?:person|colleague|guest)|\bin addition\b|\balso bring|\badd (?:a|one|another|my)\b",
-        )
-        .expect("regex")
-    });
-    ADD.is_match(&prepare(own))
+pub fn adds_people(v: &Vocabulary, own: &str) -> bool {
+    v.is_match("adds_people", &prepare(v, own))
 }
 
 /// Does a subject ask the reader to confirm ("Bitte bestätigen Sie Ihre
 /// Anmeldung", "Please confirm your registration")? Our own
 /// "Anmeldebestätigung" (a confirmation sent) does not.
-pub fn asks_for_confirmation(subject: &str) -> bool {
-    static ASK: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"\bbitte (?:\w+ )?bestaetig|\bbestaetigen sie\b|\bzu bestaetigen\b|\bplease confirm\b|\bconfirm your\b|\bconfirmation (?:required|needed)\b|\bbestaetigung (?:erforderlich|noetig|benoetigt)\b|\bopt-?in\b")
-            .expect("regex")
-    });
-    ASK.is_match(&fold(subject))
-}
-
-fn prepare(sentence: &str) -> String {
-    NOISE_WORDS.replace_all(&fold(sentence), " ").into_owned()
+pub fn asks_for_confirmation(v: &Vocabulary, subject: &str) -> bool {
+    v.is_match("asks_confirmation", &fold(subject))
 }
 
 /// A question that asks us to do something ("Could you please change …?")
 /// is a request, not a question needing a personal answer.
-pub fn is_request(sentence: &str) -> bool {
-    REQUEST.is_match(&prepare(sentence))
+pub fn is_request(v: &Vocabulary, sentence: &str) -> bool {
+    v.is_match("request", &prepare(v, sentence))
 }
 
 fn is_question(sentence: &str) -> bool {
@@ -167,7 +108,7 @@ fn is_question(sentence: &str) -> bool {
 
 /// Reads the writer's own text (and a subject that is not a reply's).
 /// `confirm_requested`: the mail answers our request to confirm (double opt-in).
-pub fn read(own: &str, subject: Option<&str>, confirm_requested: bool) -> Reading {
+pub fn read(v: &Vocabulary, own: &str, subject: Option<&str>, confirm_requested: bool) -> Reading {
     let mut sentences = text::sentences(own);
     let mut from_subject = 0;
     if let Some(s) = subject.filter(|s| !s.trim().is_empty()) {
@@ -189,88 +130,122 @@ pub fn read(own: &str, subject: Option<&str>, confirm_requested: bool) -> Readin
     let mut whole_event_cancel = false;
     let mut register_subject = false;
     let mut thanks = 0usize;
+    let mut conditional_sentence: Option<String> = None;
+    let mut fired: Vec<Step> = Vec::new();
+    let is = |section: &str, f: &str| v.is_match(section, f);
 
     for (i, s) in sentences.iter().enumerate() {
-        let f = prepare(s);
+        let f = prepare(v, s);
+        let in_body = i >= from_subject;
+        let requests = is("request", &f);
         // "Könnten Sie mich bitte … anmelden?" asks us to act: a request.
-        let q = is_question(s) && i >= from_subject && !REQUEST.is_match(&f);
-        if i >= from_subject && REQUEST.is_match(&f) && request.is_none() {
+        let q = is_question(s) && in_body && !requests;
+        if in_body && requests && request.is_none() {
             request = Some(text::one_line(s));
         }
         if q && question.is_none() {
             question = Some(text::one_line(s));
         }
-        if PRIOR.is_match(&f) {
+        if is("prior", &f) {
             prior = true;
         }
         let words = f.split_whitespace().count();
-        if i >= from_subject && words > 0 {
-            if THANKS.is_match(&f) && words <= 12 && !REGISTER.is_match(&f) && !CANCEL.is_match(&f)
-            {
+        if in_body && words > 0 {
+            if is("thanks", &f) && words <= 12 && !is("register", &f) && !is("cancel", &f) {
                 thanks += 1;
-            } else if !is_greeting_or_closing(&f) {
+                fired.push(step(v, "thanks", &f, s));
+            } else if !is_greeting_or_closing(v, &f) {
                 substantive += 1;
             }
         }
-        if CANCEL.is_match(&f) {
+        if is("cancel", &f) {
             if q {
                 cue_in_question = true;
+                fired.push(step(v, "cancel", &f, s).noted("asked as a question"));
             } else {
                 cancel = true;
+                let mut st = step(v, "cancel", &f, s);
                 // "Absage Workshop", "nicht mehr am Workshop 2 teilnehmen,
                 // komme aber trotzdem": the workshop, not the conference.
-                let still_attends = CLAUSE
-                    .split(&f)
-                    .any(|c| REGISTER.is_match(c) && !CANCEL.is_match(c));
-                if !(WORKSHOP_WORD.is_match(&f) && (!EVENT_WORD.is_match(&f) || still_attends)) {
+                let still_attends = clauses(v, &f)
+                    .iter()
+                    .any(|c| is("register", c) && !is("cancel", c));
+                if !(is("workshop_word", &f) && (!is("event_word", &f) || still_attends)) {
                     whole_event_cancel = true;
+                } else {
+                    st = st.noted("a workshop, not the whole event");
                 }
-                if SUBSTITUTE.is_match(&f) {
+                if is("substitute", &f) {
                     substitute = true;
+                    fired.push(step(v, "substitute", &f, s));
                 }
                 // Who cannot come: judged in the clause that says so.
-                let mut clauses: Vec<&str> =
-                    CLAUSE.split(&f).filter(|c| CANCEL.is_match(c)).collect();
-                if clauses.is_empty() {
+                let mut cl: Vec<&str> = clauses(v, &f)
+                    .into_iter()
+                    .filter(|c| is("cancel", c))
+                    .collect();
+                if cl.is_empty() {
                     // The cancel phrase spans a comma: judge the sentence.
-                    clauses.push(&f);
+                    cl.push(&f);
                 }
-                for clause in clauses {
-                    let without_possessive = clause
-                        .replace("mein", "")
-                        .replace("unser", "")
-                        .replace("my ", "");
-                    if !COMPANION_SUBJECT.is_match(clause) || SELF.is_match(&without_possessive) {
-                        companion_cancel_only = false;
+                let mut companion_only_here = true;
+                for clause in cl {
+                    if !is("companion_subject", clause) || is("self", clause) {
+                        companion_only_here = false;
                     }
                 }
+                if companion_only_here {
+                    st = st.noted("a companion, not the writer");
+                } else {
+                    companion_cancel_only = false;
+                }
+                fired.push(st);
             }
             continue;
         }
-        if SUBSTITUTE.is_match(&f) && i >= from_subject {
+        if is("substitute", &f) && in_body {
             substitute = true;
+            fired.push(step(v, "substitute", &f, s));
         }
-        if UPDATE.is_match(&f) {
+        if is("update", &f) {
             if q {
                 cue_in_question = true;
             } else {
                 update = true;
+                fired.push(step(v, "update", &f, s));
             }
         }
-        if REGISTER.is_match(&f) {
+        if is("register", &f) {
             if q {
                 cue_in_question = true;
-            } else if CONDITIONAL.is_match(&f) {
-                // "Falls ja, melde ich mich an": depends on an answer.
+                fired.push(step(v, "register", &f, s).noted("asked as a question"));
+            } else if is("conditional", &f) || is("hedge", &f) {
+                // The writer's last word on coming decides: "ich komme mit
+                // dem Auto … If yes, I'll come" is conditional.
+                register = false;
+                // "Falls ja, melde ich mich an", "vielleicht komme ich":
+                // depends on an answer, or the writer has not decided.
                 conditional = true;
-            } else if i < from_subject {
+                let which = if is("hedge", &f) {
+                    "hedge"
+                } else {
+                    "conditional"
+                };
+                fired.push(step(v, which, &f, s));
+                if conditional_sentence.is_none() {
+                    conditional_sentence = Some(text::one_line(s));
+                }
+            } else if !in_body {
                 register_subject = true;
+                fired.push(step(v, "register", &f, s).noted("in the subject"));
             } else {
                 register = true;
+                fired.push(step(v, "register", &f, s));
             }
         }
-        if confirm_requested && !q && CONFIRM_WORDS.is_match(&f) && i >= from_subject {
+        if confirm_requested && !q && in_body && is("confirm", &f) {
             confirm = true;
+            fired.push(step(v, "confirm", &f, s));
         }
     }
 
@@ -288,10 +263,9 @@ pub fn read(own: &str, subject: Option<&str>, confirm_requested: bool) -> Readin
         Intent::Confirm
     } else if update {
         Intent::Update
-    } else if register || (conditional && question.is_none()) || (register_subject && !conditional)
-    {
+    } else if register || (register_subject && !conditional) {
         Intent::Register
-    } else if cue_in_question || question.is_some() {
+    } else if cue_in_question || question.is_some() || conditional {
         Intent::Question
     } else {
         Intent::Unclear
@@ -299,59 +273,57 @@ pub fn read(own: &str, subject: Option<&str>, confirm_requested: bool) -> Readin
     Reading {
         intent,
         question,
+        conditional: conditional_sentence,
         request,
         refers_to_registration: prior,
         thanks_only: thanks > 0 && substantive == 0,
+        fired,
     }
 }
 
-static REGISTERS_SELF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\b(?:melde|melden)\s+(?:ich\s+|wir\s+)?(?:mich|uns)\b|\b(?:mich|uns)\b[^.!?\n]{0,50}\b(?:anmelden|anzumelden|registrieren)|\bich\b[^.!?\n]{0,40}\b(?:komme|teilnehmen|dabei|teil)\b|\bwir\b[^.!?\n]{0,40}\b(?:kommen|teilnehmen|dabei|teil)\b|\b(?:i|we)\b[^.!?\n]{0,40}\b(?:register|attend|join|come|participate|be there)|\b(?:me|myself|us)\b[^.!?\n]{0,10}$|\bsign (?:me|us) up|\bcount (?:me|us) in|\bregister (?:me|us|myself)",
-    )
-    .expect("regex")
-});
-
 /// Is this sentence a (declarative) registration?
-pub fn is_register_sentence(sentence: &str) -> bool {
-    let f = prepare(sentence);
-    REGISTER.is_match(&f)
-        && !CANCEL.is_match(&f)
-        && (!is_question(sentence) || REQUEST.is_match(&f))
+pub fn is_register_sentence(v: &Vocabulary, sentence: &str) -> bool {
+    let f = prepare(v, sentence);
+    v.is_match("register", &f)
+        && !v.is_match("cancel", &f)
+        && (!is_question(sentence) || v.is_match("request", &f))
 }
 
 /// Is this sentence a (declarative) cancellation?
-pub fn is_cancel_sentence(sentence: &str) -> bool {
-    CANCEL.is_match(&prepare(sentence)) && !is_question(sentence)
+pub fn is_cancel_sentence(v: &Vocabulary, sentence: &str) -> bool {
+    v.is_match("cancel", &prepare(v, sentence)) && !is_question(sentence)
 }
 
 /// Does the writer register themself (not someone else they write about)?
-pub fn registers_self(own: &str) -> bool {
+pub fn registers_self(v: &Vocabulary, own: &str) -> bool {
     text::sentences(own).iter().any(|s| {
-        let f = prepare(s);
+        let f = prepare(v, s);
         !is_question(s)
-            && REGISTER.is_match(&f)
-            && !CANCEL.is_match(&f)
-            && REGISTERS_SELF.is_match(&f)
+            && v.is_match("register", &f)
+            && !v.is_match("cancel", &f)
+            && v.is_match("registers_self", &f)
     })
 }
 
-fn is_greeting_or_closing(f: &str) -> bool {
-    static G: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(
-            r"^\W*(?:hallo|hello|hi|hey|liebe|lieber|dear|sehr geehrte|guten (?:tag|morgen|abend)|moin|servus|gruess gott|mit freundlichen|viele gruesse|beste gruesse|liebe gruesse|herzliche gruesse|freundliche gruesse|gruss|lg|vg|mfg|best|kind regards|regards|cheers|sincerely|merhaba|salam|dzien dobry)\b",
-        )
-        .expect("regex")
-    });
-    G.is_match(f) || f.split_whitespace().count() <= 3 && !f.contains(char::is_numeric)
+/// Opens or closes the mail ("Hallo,", "Viele Grüße"), or is too short to say anything.
+fn is_greeting_or_closing(v: &Vocabulary, f: &str) -> bool {
+    let at_start = |section: &str| {
+        v.section(section)
+            .find(f)
+            .is_some_and(|(start, _)| !f[..start].chars().any(char::is_alphanumeric))
+    };
+    at_start("greeting")
+        || at_start("closing")
+        || f.split_whitespace().count() <= 3 && !f.contains(char::is_numeric)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::vocab::BUILTIN_VOCABULARY;
     use super::*;
 
     fn intent(s: &str) -> Intent {
-        read(s, None, false).intent
+        read(&BUILTIN_VOCABULARY, s, None, false).intent
     }
 
     #[test]
@@ -400,7 +372,7 @@ mod tests {
     #[test]
     fn confirmation_words_are_noise() {
         assert_eq!(intent("Danke für die Anmeldebestätigung!"), Intent::Unclear);
-        assert!(read("Vielen Dank!", None, false).thanks_only);
+        assert!(read(&BUILTIN_VOCABULARY, "Vielen Dank!", None, false).thanks_only);
         assert_eq!(
             intent("Die Konferenz findet am 15.10. statt, oder?"),
             Intent::Question

@@ -23,6 +23,9 @@ use super::text::{self, MAX_TEXT};
 pub struct Mailbox {
     pub address: String,
     pub name: Option<String>,
+    /// The decoded display name held a line break or another control
+    /// character (removed from `name`): header injection, not a person.
+    pub name_broken: bool,
 }
 
 /// What the understanding step needs from one message.
@@ -555,14 +558,26 @@ fn collect_mailboxes(addr: &Address<'_>, out: &mut Vec<Mailbox>) {
                     .to_lowercase()
             })
             .filter(|s| s.contains('@') && !s.contains(' '));
-        let name = a
-            .name
+        let decoded = a.name.as_deref().map(repair_encoded_words);
+        let name_broken = decoded.as_deref().is_some_and(|n| {
+            // Line breaks, NULs and other controls (a tab is harmless), and
+            // the bidi overrides that disguise a name.
+            n.chars().any(|c| {
+                (c.is_control() && c != '\t')
+                    || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            })
+        });
+        let name = decoded
             .as_deref()
-            .map(|n| text::one_line(&repair_encoded_words(n)))
+            .map(text::one_line)
             .map(|n| n.trim_matches(['"', '\'', ' ']).to_string())
             .filter(|n| !n.is_empty());
         match address {
-            Some(address) => out.push(Mailbox { address, name }),
+            Some(address) => out.push(Mailbox {
+                address,
+                name,
+                name_broken,
+            }),
             None => {
                 // "Name <broken" or a bare word: look for an address anywhere.
                 if let Some(found) = name
@@ -572,6 +587,7 @@ fn collect_mailboxes(addr: &Address<'_>, out: &mut Vec<Mailbox>) {
                     out.push(Mailbox {
                         address: found,
                         name: None,
+                        name_broken,
                     });
                 }
             }

@@ -28,16 +28,19 @@ mod decide;
 mod filters;
 mod html;
 mod intent;
+mod language;
 mod mime;
 mod people;
 mod routing;
 pub mod score;
 mod text;
+pub mod vocab;
 
 #[cfg(test)]
 mod corpus_test;
 
 use decide::review;
+pub use vocab::Vocabulary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,6 +90,102 @@ pub struct Understood {
     /// Language the answer should be in.
     pub language: Language,
     pub action: Action,
+    /// Why: the rules that fired and the sentences they fired on.
+    #[serde(default, skip_serializing_if = "Explanation::is_empty")]
+    pub explanation: Explanation,
+}
+
+/// Why the understanding step decided what it did: the rules that fired, in
+/// the order they were applied. Stored with the inbound message and shown to
+/// organizers (`rsvpd review`, `rsvpd person`, the dashboard); `Display`
+/// renders it as one line of plain words.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    pub steps: Vec<Step>,
+}
+
+/// One rule that fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// What was recognised or decided: a vocabulary section ("cancel",
+    /// "register", "thanks" …) or a step of the logic ("language", "filter",
+    /// "conference", "sender", "decision").
+    pub rule: String,
+    /// The vocabulary phrase that fired, as written in its file ("sage … ab").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phrase: Option<String>,
+    /// The vocabulary (language code) the phrase comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The sentence or header it fired on, one line, shortened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// More in plain words ("asked as a question", "the subject names miko-2027").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Step {
+    /// A step of the logic (no vocabulary phrase).
+    pub fn logic(rule: &str, note: impl Into<String>) -> Step {
+        Step {
+            rule: rule.to_string(),
+            phrase: None,
+            language: None,
+            text: None,
+            note: Some(note.into()),
+        }
+    }
+
+    /// The same step with a note added.
+    pub fn noted(mut self, note: &str) -> Step {
+        self.note = Some(match self.note.take() {
+            Some(n) => format!("{n}; {note}"),
+            None => note.to_string(),
+        });
+        self
+    }
+}
+
+impl Explanation {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn push(&mut self, step: Step) {
+        self.steps.push(step);
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.rule)?;
+        if let Some(p) = &self.phrase {
+            write!(f, " \"{p}\"")?;
+            if let Some(l) = &self.language {
+                write!(f, " ({l})")?;
+            }
+        }
+        if let Some(t) = &self.text {
+            write!(f, " in «{t}»")?;
+        }
+        if let Some(n) = &self.note {
+            write!(f, ": {n}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.steps.iter().enumerate() {
+            if i > 0 {
+                write!(f, "; ")?;
+            }
+            write!(f, "{s}")?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +216,9 @@ pub enum Action {
     },
     /// Auto-replies, lists, newsletters: deliberately not answered.
     Ignore { reason: String },
+    /// Only thanks or acknowledgement ("Danke für die Bestätigung!"): stored
+    /// in the attendee's history, nothing to do, not the organizers' work.
+    Thanks { conference: Option<String> },
     /// Needs a human; the reason says why, in plain words.
     Review {
         reason: String,
@@ -145,7 +247,13 @@ pub struct Attendee {
 
 /// Reads one raw mail and says what to do with it. Never panics.
 pub fn understand(raw: &[u8], ctx: &Context) -> Understood {
-    match catch_unwind(AssertUnwindSafe(|| run(raw, ctx))) {
+    understand_with(raw, ctx, &vocab::BUILTIN_VOCABULARY)
+}
+
+/// [`understand`] with another vocabulary (e.g. [`Vocabulary::with`] an
+/// added language).
+pub fn understand_with(raw: &[u8], ctx: &Context, vocabulary: &Vocabulary) -> Understood {
+    match catch_unwind(AssertUnwindSafe(|| run(raw, ctx, vocabulary))) {
         Ok(mut u) => {
             single_lines(&mut u);
             u
@@ -161,6 +269,7 @@ pub fn understand(raw: &[u8], ctx: &Context) -> Understood {
                         .into(),
                 conference: None,
             },
+            explanation: Explanation::default(),
         },
     }
 }
@@ -213,7 +322,7 @@ pub fn thread_references(raw: &[u8]) -> Vec<String> {
     catch_unwind(|| mime::thread_references(raw)).unwrap_or_default()
 }
 
-fn run(raw: &[u8], ctx: &Context) -> Understood {
+fn run(raw: &[u8], ctx: &Context, v: &Vocabulary) -> Understood {
     let Some(mail) = mime::parse(raw) else {
         return Understood {
             message_id: None,
@@ -221,6 +330,7 @@ fn run(raw: &[u8], ctx: &Context) -> Understood {
             subject: String::new(),
             language: ctx.default_language,
             action: review("empty message", None),
+            explanation: Explanation::default(),
         };
     };
     let mut u = Understood {
@@ -229,6 +339,7 @@ fn run(raw: &[u8], ctx: &Context) -> Understood {
         subject: mail.subject.clone(),
         language: ctx.default_language,
         action: review("", None),
+        explanation: Explanation::default(),
     };
     if mail.no_headers
         || (mail.from.is_none() && mail.subject.is_empty() && mail.message_id.is_none())
@@ -239,7 +350,12 @@ fn run(raw: &[u8], ctx: &Context) -> Understood {
         );
         return u;
     }
-    if let Some(action) = filters::classify(&mail, ctx.mailbox_address) {
+    if let Some(action) = filters::classify(&mail, ctx.mailbox_address, v) {
+        let what = match &action {
+            Action::Bounce { .. } => "a delivery failure notice",
+            _ => "automatic mail, never answered",
+        };
+        u.explanation.push(Step::logic("filter", what));
         u.action = action;
         return u;
     }
@@ -247,7 +363,7 @@ fn run(raw: &[u8], ctx: &Context) -> Understood {
         u.action = review(problem.clone(), None);
         return u;
     }
-    let (language, action) = decide::decide(&mail, ctx);
+    let (language, action) = decide::decide(&mail, ctx, v, &mut u.explanation);
     u.language = language;
     u.action = action;
     u
@@ -271,6 +387,13 @@ fn single_lines(u: &mut Understood) {
         if let Some(s) = s {
             fix(s);
         }
+    }
+    for step in &mut u.explanation.steps {
+        fix(&mut step.rule);
+        fix_opt(&mut step.phrase);
+        fix_opt(&mut step.language);
+        fix_opt(&mut step.text);
+        fix_opt(&mut step.note);
     }
     fix_opt(&mut u.message_id);
     fix_opt(&mut u.from);
@@ -320,9 +443,108 @@ fn single_lines(u: &mut Understood) {
             fix(reason);
         }
         Action::Ignore { reason } => fix(reason),
+        Action::Thanks { conference } => fix_opt(conference),
         Action::Review { reason, conference } => {
             fix(reason);
             fix_opt(conference);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conferences() -> Vec<ConferenceRef> {
+        vec![ConferenceRef {
+            id: "miko-2027".into(),
+            title: "Vierte Migrationskonferenz".into(),
+            aliases: vec!["Migrationskonferenz".into()],
+            workshops: (1..=5)
+                .map(|i| WorkshopRef {
+                    id: format!("w{i}"),
+                    title: format!("Thema {i}"),
+                })
+                .collect(),
+            open: true,
+            address: None,
+        }]
+    }
+
+    const TURKISH_MAIL: &str = "From: Emre Dogan <emre@example.com.tr>\r\nTo: anmeldung@example.org\r\n\
+        Subject: Konferans\r\nMessage-ID: <tr-1@example.com.tr>\r\n\
+        Content-Type: text/plain; charset=utf-8\r\n\r\n\
+        Merhaba,\r\n\r\nMigrationskonferenz'e katılmak istiyorum, Workshop 3 lütfen. \
+        Eşim de benimle gelecek, ikimiz de çok heyecanlıyız.\r\n\r\nEmre Dogan\r\n";
+
+    /// Adding a language is adding one file: with `tests/vocab/tr.txt` loaded
+    /// beside German and English, a Turkish registration is read; without it,
+    /// it goes to review naming the language.
+    #[test]
+    fn an_added_language_is_understood() {
+        let confs = conferences();
+        let ctx = Context {
+            conferences: &confs,
+            mailbox_address: "anmeldung@example.org",
+            thread_conference: None,
+            default_language: Language::De,
+        };
+        let builtin = understand(TURKISH_MAIL.as_bytes(), &ctx);
+        match &builtin.action {
+            Action::Review { reason, .. } => {
+                assert!(reason.contains("written in Turkish"), "{reason}")
+            }
+            other => panic!("without a Turkish vocabulary: {other:?}"),
+        }
+
+        let tr = include_str!("../../tests/vocab/tr.txt");
+        let v = Vocabulary::with(&[("tr", tr)]);
+        assert!(v.problems().is_empty(), "{:#?}", v.problems());
+        assert!(v.check_examples().is_empty(), "{:#?}", v.check_examples());
+        assert_eq!(v.languages(), ["de", "en", "tr"]);
+        let u = understand_with(TURKISH_MAIL.as_bytes(), &ctx, &v);
+        match &u.action {
+            Action::Register {
+                conference,
+                attendees,
+            } => {
+                assert_eq!(conference, "miko-2027");
+                assert_eq!(attendees[0].workshops, ["w3"]);
+                assert_eq!(attendees[0].email, "emre@example.com.tr");
+            }
+            other => panic!("with a Turkish vocabulary: {other:?}"),
+        }
+        let step = u
+            .explanation
+            .steps
+            .iter()
+            .find(|s| s.rule == "register")
+            .expect("a register step");
+        assert_eq!(step.language.as_deref(), Some("tr"));
+        assert_eq!(
+            step.phrase.as_deref(),
+            Some("katılmak (istiyorum|isterim|istiyoruz)")
+        );
+        assert!(u.explanation.to_string().contains("katılmak istiyorum"));
+    }
+
+    #[test]
+    fn the_explanation_reads_as_one_line() {
+        let e = Explanation {
+            steps: vec![
+                Step {
+                    rule: "cancel".into(),
+                    phrase: Some("(sage|sagen) …15 ab".into()),
+                    language: Some("de".into()),
+                    text: Some("Ich sage leider ab.".into()),
+                    note: None,
+                },
+                Step::logic("conference", "the subject names miko-2027"),
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "cancel \"(sage|sagen) …15 ab\" (de) in «Ich sage leider ab.»; conference: the subject names miko-2027"
+        );
     }
 }

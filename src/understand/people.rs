@@ -72,6 +72,9 @@ const NOT_NAME: &[&str] = &[
     "conference",
     "ich",
     "wir",
+    "familie",
+    "family",
+    "fam",
     "bitte",
     "please",
     "personen",
@@ -836,7 +839,7 @@ static COMPANIONS_N: LazyLock<Regex> = LazyLock::new(|| {
 
 static COMPANIONS_BARE_N: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"\b{NUM}\s+(?:weitere[nm]?\s+|additional\s+|zusaetzliche[nm]?\s+)?(?:begleitperson\w*|begleiter\w*|begleitung\w*|companions?|guests?|gaeste\w*|weitere person\w*|plus ?ones?)\b"
+        r"\b{NUM}\s+(?:weitere[nm]?\s+|additional\s+|zusaetzliche[nm]?\s+)?(?:begleitperson\w*|begleiter\w*|begleitung\w*|companions?|guests?|gaeste\w*|weitere person\w*|plus ?ones?|schueler\w*|students|pupils)\b"
     ))
     .expect("regex")
 });
@@ -902,6 +905,23 @@ static NAMED_LEADING: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("regex")
 });
+
+/// "mein Mann, unsere zwei Kinder und ich", "my husband, our two kids and me".
+static PEOPLE_AND_ME: LazyLock<Regex> = LazyLock::new(|| {
+    let item = format!(r"(?:meine[nmr]?|unsere[nmr]?|my|our)\s+(?:{NUM}\s+)?[\p{{L}}-]+");
+    Regex::new(&format!(
+        r"\b{item}(?:\s*,\s*{item})*(?:\s*,)?\s+(?:und|and|&)\s+(?:mich|me|myself|ich)\b"
+    ))
+    .expect("regex")
+});
+
+/// A count word, but not the article "ein"/"a" (which is one anyway).
+fn number_word(w: &str) -> Option<u32> {
+    const ARTICLES: &[&str] = &[
+        "a", "an", "another", "ein", "eine", "einer", "einem", "einen",
+    ];
+    number(w).filter(|_| !ARTICLES.contains(&w))
+}
 
 /// "meine Frau und mich", "my wife and me": one companion.
 static COMPANION_AND_ME: LazyLock<Regex> = LazyLock::new(|| {
@@ -974,6 +994,27 @@ pub fn party(text: &str) -> Party {
             extra += n;
             spans.push((all.start(), all.end()));
         }
+    }
+    // "my husband, our two kids and me": a list of the writer's people
+    // ending with the writer; each item one person or as many as it counts.
+    for m in PEOPLE_AND_ME.find_iter(&folded) {
+        if spans.iter().any(|&(s, e)| m.start() < e && s < m.end()) {
+            continue;
+        }
+        let list = m.as_str();
+        let items: Vec<&str> = list
+            .rsplit_once([' '])
+            .map_or(list, |(head, _)| head)
+            .split(',')
+            .collect();
+        if items.len() < 2 {
+            continue; // one item: COMPANION_AND_ME below
+        }
+        for item in items {
+            let n = item.split_whitespace().find_map(number_word).unwrap_or(1);
+            extra += n;
+        }
+        spans.push((m.start(), m.end()));
     }
     // Each of these names one companion, unless an earlier pattern already counted that text.
     for pattern in [&*COMPANION_ONE, &*COMPANION_AND_ME, &*COMPANION_TOO] {

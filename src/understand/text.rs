@@ -1,16 +1,14 @@
 //! Plain-text helpers shared by the understanding step: cleaning decoded text,
 //! "folding" it for tolerant comparison (case, umlauts, diacritics), tokens and
 //! sentences, splitting a body into the writer's own words, the signature, the
-//! quoted part and a forwarded message, and guessing the language. Pure string
-//! functions; this module knows nothing about conferences or commands.
+//! quoted part and a forwarded message. Pure string functions; this module
+//! knows nothing about conferences or commands.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
-
-use super::Language;
 
 /// Longest body text we look at; registrations are short, and this keeps every
 /// regex pass linear and cheap even for a 30 MB mail.
@@ -593,182 +591,6 @@ pub fn parse_address_text(value: &str) -> (Option<String>, Option<String>) {
     (name, addr)
 }
 
-const DE_WORDS: &[&str] = &[
-    "und",
-    "ich",
-    "die",
-    "der",
-    "das",
-    "nicht",
-    "mit",
-    "fuer",
-    "zur",
-    "zum",
-    "ist",
-    "bitte",
-    "sehr",
-    "wir",
-    "sie",
-    "mich",
-    "uns",
-    "ein",
-    "eine",
-    "gerne",
-    "gern",
-    "auf",
-    "den",
-    "dem",
-    "des",
-    "vielen",
-    "dank",
-    "gruesse",
-    "gruessen",
-    "hallo",
-    "liebe",
-    "lieber",
-    "guten",
-    "tag",
-    "moechte",
-    "moechten",
-    "wuerde",
-    "wuerden",
-    "melde",
-    "anmelden",
-    "anmeldung",
-    "leider",
-    "kann",
-    "koennen",
-    "absagen",
-    "meine",
-    "meiner",
-    "meinem",
-    "auch",
-    "noch",
-    "im",
-    "von",
-    "geehrte",
-    "geehrter",
-    "damen",
-    "herren",
-    "teilnehmen",
-    "kommen",
-    "komme",
-    "viele",
-    "freundlichen",
-    "hiermit",
-    "zu",
-    "es",
-    "bin",
-    "sind",
-    "habe",
-    "haben",
-    "werde",
-    "doch",
-    "aber",
-    "oder",
-    "wie",
-    "was",
-    "gibt",
-    "herzliche",
-    "beste",
-    "danke",
-    "ja",
-    "nein",
-    "bei",
-    "dabei",
-];
-const EN_WORDS: &[&str] = &[
-    "the",
-    "and",
-    "i",
-    "to",
-    "for",
-    "with",
-    "my",
-    "we",
-    "you",
-    "please",
-    "would",
-    "like",
-    "is",
-    "are",
-    "of",
-    "a",
-    "hello",
-    "hi",
-    "dear",
-    "thanks",
-    "thank",
-    "regards",
-    "be",
-    "will",
-    "can",
-    "me",
-    "our",
-    "register",
-    "registration",
-    "attend",
-    "unfortunately",
-    "cancel",
-    "best",
-    "kind",
-    "this",
-    "that",
-    "it",
-    "have",
-    "has",
-    "not",
-    "do",
-    "if",
-    "there",
-    "could",
-    "want",
-    "join",
-    "sincerely",
-    "us",
-    "your",
-    "at",
-    "on",
-    "also",
-    "just",
-    "yes",
-    "confirmed",
-    "sorry",
-    "see",
-    "attending",
-    "cannot",
-    "won",
-    "able",
-    "come",
-    "coming",
-];
-
-/// German or English, judged by common words; `None` if the text gives no hint.
-pub fn language_of(text: &str) -> Option<Language> {
-    let mut de = 0i32;
-    let mut en = 0i32;
-    for t in tokens(text).iter().take(2000) {
-        let t = t.as_str();
-        if DE_WORDS.contains(&t) {
-            de += 1;
-        }
-        if EN_WORDS.contains(&t) {
-            en += 1;
-        }
-    }
-    // One common word is no evidence ("Workshop 3" in a Turkish mail).
-    if de.max(en) < 2 {
-        return None;
-    }
-    if de > en {
-        Some(Language::De)
-    } else if en > de {
-        Some(Language::En)
-    } else {
-        None
-    }
-}
-
 /// Removes "Re:", "AW:", "Fwd:", "WG:" … prefixes (repeatedly) and tags like `[EXT]`.
 pub fn strip_subject_prefixes(subject: &str) -> (String, bool, bool) {
     static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
@@ -926,13 +748,6 @@ mod tests {
                 "Am 15. Oktober komme ich."
             ]
         );
-    }
-
-    #[test]
-    fn language_guess() {
-        assert_eq!(language_of("Ich melde mich an"), Some(Language::De));
-        assert_eq!(language_of("I would like to register"), Some(Language::En));
-        assert_eq!(language_of("12345"), None);
     }
 
     #[test]

@@ -383,6 +383,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("kind_confirm", "Bestätigung", "Confirmation"),
     ("kind_bounce", "Unzustellbar-Meldung", "Bounce"),
     ("kind_ignore", "automatische E-Mail", "automatic mail"),
+    ("kind_thanks", "nur ein Dank", "only thanks"),
     ("kind_review", "unklar", "unclear"),
     // outbox
     ("outbox_title", "Postausgang", "Outbox"),

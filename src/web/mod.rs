@@ -25,6 +25,7 @@ use tracing::{error, info};
 
 use crate::app::App;
 use crate::config::{Conference, WebConfig};
+use crate::health::Health;
 
 mod attendee;
 mod attendees;
@@ -43,20 +44,36 @@ mod tests;
 use auth::Session;
 use i18n::Lang;
 
-/// What every handler gets: the daemon's current `App`.
+mod service;
+
+/// What every handler gets: the daemon's current `App`, and the workers' health.
 #[derive(Clone)]
 pub struct WebState {
     app: watch::Receiver<Arc<App>>,
+    health: Arc<Health>,
 }
 
 impl WebState {
     pub fn new(app: watch::Receiver<Arc<App>>) -> WebState {
-        WebState { app }
+        WebState {
+            app,
+            health: Health::new(crate::config::DEFAULT_UNHEALTHY_AFTER),
+        }
+    }
+
+    /// The daemon's health, which its workers report to.
+    pub fn with_health(mut self, health: Arc<Health>) -> WebState {
+        self.health = health;
+        self
     }
 
     /// The `App` of the configuration in force now (it changes on SIGHUP).
     pub fn app(&self) -> Arc<App> {
         self.app.borrow().clone()
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// Cookies are `Secure` when `[web] public_url` is https.
@@ -104,7 +121,9 @@ pub fn router(state: WebState) -> Router {
         .route("/outbox", get(outbox::page))
         .route("/outbox/{id}/retry", post(outbox::retry))
         .route_layer(from_fn_with_state(state.clone(), auth::require_login));
+    // `/healthz` and `/metrics` (service) need no login, like the login page.
     public
+        .merge(service::routes())
         .merge(private)
         .layer(axum::middleware::map_response(safety_headers))
         .with_state(state)

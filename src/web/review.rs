@@ -141,6 +141,7 @@ fn understood_view(u: &understand::Understood, lang: Lang) -> minijinja::Value {
         ),
         Action::Bounce { reason, .. } => ("bounce", None, vec![], Some(reason.clone())),
         Action::Ignore { reason } => ("ignore", None, vec![], Some(reason.clone())),
+        Action::Thanks { conference } => ("thanks", conference.clone(), vec![], None),
         Action::Review { reason, conference } => {
             ("review", conference.clone(), vec![], Some(reason.clone()))
         }
@@ -149,6 +150,7 @@ fn understood_view(u: &understand::Understood, lang: Lang) -> minijinja::Value {
         kind => lang.word(&format!("kind_{kind}")),
         conference, attendees, reason,
         language => u.language.code(),
+        why => u.explanation.to_string(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! A fresh rsvpd per test: its own config, database and folders in a temp dir,
 //! wired to a private Dovecot and smtp-sink, driven through the real binary.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use rsvpd::config::Config;
@@ -11,6 +11,7 @@ use tempfile::TempDir;
 
 use crate::support::dovecot::Dovecot;
 use crate::support::postgres::Postgres;
+use crate::support::process::ServerProcess;
 use crate::support::smtp_sink::SmtpSink;
 
 /// The registration mailbox user at the test Dovecot.
@@ -174,6 +175,17 @@ url = "sqlite://rsvpd.db"
         }
     }
 
+    /// Replace the `[smtp] url` line (which points at the sink) by `lines`.
+    pub fn set_smtp(&self, lines: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let start = text
+            .find("url = \"smtp://127.0.0.1:")
+            .expect("the sink's url line");
+        let end = start + text[start..].find('\n').expect("end of line");
+        let text = format!("{}{lines}{}", &text[..start], &text[end..]);
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("rsvpd.db")
     }
@@ -188,19 +200,10 @@ url = "sqlite://rsvpd.db"
         c
     }
 
-    /// rsvpd as if the clock were `offset` ahead (e.g. "+2h"), through faketime.
+    /// rsvpd as if the clock were `offset` ahead (e.g. "+2h"), through libfaketime.
     pub fn command_at(&self, offset: &str) -> Command {
-        let faketime = crate::support::find_binary("faketime", "faketime");
-        let mut c = Command::new(faketime);
-        c.arg("-f")
-            .arg(offset)
-            .arg(binary())
-            .arg("--config")
-            .arg(&self.config)
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-            .env("RSVPD_IMAP_PASSWORD", &self.imap_password)
-            .env_remove("RSVPD_SMTP_PASSWORD")
-            .env("RSVPD_LOG", "info");
+        let mut c = self.command();
+        fake_clock(&mut c, offset);
         c
     }
 
@@ -210,7 +213,7 @@ url = "sqlite://rsvpd.db"
             .command_at(offset)
             .args(["run", "--once"])
             .output()
-            .expect("faketime");
+            .expect("run rsvpd");
         assert!(
             out.status.success(),
             "rsvpd run --once at {offset} failed with {}:\n{}",
@@ -295,38 +298,70 @@ url = "sqlite://rsvpd.db"
         })
     }
 
-    /// The daemon, started in the background.
+    /// The daemon (`run`), started in the background.
     pub fn spawn(&self) -> Daemon {
-        // One file per daemon: a test may run several at once or one after
-        // another (a nanosecond reading of a fresh Instant was not unique).
-        static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut c = self.command();
+        c.arg("run");
+        self.start_daemon(c)
+    }
+
+    /// `command` (rsvpd with its arguments) as a daemon whose output goes to
+    /// a log in the app's dir; stopped with its process group when dropped.
+    pub fn start_daemon(&self, command: Command) -> Daemon {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = self.dir.path().join(format!("daemon-{n}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = self
-            .command()
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start rsvpd run");
-        Daemon { child, log }
+        Daemon::start(command, log, self.dir.path())
     }
 }
 
+/// The clock of `faketime -f SPEC` ("+2h", "@2027-10-14 06:59:56") for rsvpd
+/// itself: libfaketime preloaded into rsvpd, with tokio's monotonic clock left
+/// real. Not the `faketime` wrapper: it forks rsvpd and waits, so a signal or a
+/// kill meant for the daemon reached the wrapper and left rsvpd orphaned.
+pub fn fake_clock(c: &mut Command, spec: &str) {
+    c.env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", spec)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+}
+
+fn libfaketime() -> PathBuf {
+    let found = std::fs::read_dir("/usr/lib").ok().and_then(|dirs| {
+        dirs.flatten()
+            .map(|d| d.path().join("faketime/libfaketime.so.1"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("libfaketime.so.1 not found under /usr/lib/*/faketime: install faketime: run scripts/test")
+    })
+}
+
+/// A running `rsvpd run`. It runs in its own process group with the
+/// harness's watchdog (`support::process`): dropped — also while a failed
+/// test unwinds — it is killed and reaped, and if the test process itself
+/// dies, the watchdog kills it. No test leaves a daemon behind.
 pub struct Daemon {
-    pub child: Child,
+    process: ServerProcess,
     pub log: PathBuf,
 }
 
 impl Daemon {
+    fn start(command: Command, log: PathBuf, scratch: &Path) -> Daemon {
+        let process = ServerProcess::spawn("rsvpd", command, &log, scratch);
+        Daemon { process, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        // SAFETY: kill(2) on our own child's pid, not reaped while we hold it.
+        let rc = unsafe { libc::kill(self.pid() as i32, sig) };
         assert_eq!(rc, 0, "kill({sig}) failed");
     }
 
@@ -334,7 +369,7 @@ impl Daemon {
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.process.exit_status() {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -354,17 +389,9 @@ impl Daemon {
         assert!(status.success(), "exit status {status}:\n{}", self.log());
     }
 
+    /// SIGKILL it (and anything in its group) and reap it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.kill();
-        }
+        self.process.kill();
     }
 }
 
@@ -402,6 +429,18 @@ pub fn registration(name: &str, addr: &str, id: &str) -> Vec<u8> {
     )
 }
 
+/// A question that is no registration: it goes to review.
+pub fn question(id: &str) -> Vec<u8> {
+    mail(
+        "Peter Schmidt",
+        "p.schmidt@example.com",
+        MAILBOX,
+        "Frage",
+        id,
+        "Hallo, gibt es bei Ihnen Parkplätze?",
+    )
+}
+
 /// Wait at most `limit` until smtp-sink got a mail for `who`.
 pub fn wait_answered(sink: &SmtpSink, who: &str, limit: Duration, log: impl Fn() -> String) {
     crate::support::wait_until(
@@ -415,4 +454,28 @@ pub fn wait_answered(sink: &SmtpSink, who: &str, limit: Duration, log: impl Fn()
         },
         log,
     );
+}
+
+/// Dovecot's submission service as a real SMTP server with TLS and login,
+/// relaying what it accepts to smtp-sink: (STARTTLS port, implicit TLS port).
+pub fn submission(sink: &SmtpSink) -> (Dovecot, u16, u16) {
+    let [starttls, implicit] = crate::support::free_ports::<2>();
+    let dovecot = Dovecot::start_with(&format!(
+        "protocols = imap lmtp submission\nhostname = localhost\n\
+         submission_relay_host = 127.0.0.1\nsubmission_relay_port = {relay}\n\
+         submission_relay_trusted = yes\nsubmission_relay_ssl = no\n\
+         service submission-login {{\n  inet_listener submission {{\n    address = 127.0.0.1\n    port = {starttls}\n  }}\n\
+         inet_listener submissions {{\n    address = 127.0.0.1\n    port = {implicit}\n    ssl = yes\n  }}\n}}\n",
+        relay = sink.port()
+    ));
+    crate::support::wait_until(
+        Duration::from_secs(20),
+        "Dovecot submission listening",
+        || {
+            (crate::support::is_listening(starttls) && crate::support::is_listening(implicit))
+                .then_some(())
+        },
+        || dovecot.log(),
+    );
+    (dovecot, starttls, implicit)
 }

@@ -65,6 +65,9 @@ fn two_senders_never_send_a_mail_twice(database: &str, dir: &std::path::Path, si
                     match outbox::step(&app, &transport).await.expect("step") {
                         Step::Worked => worked += 1,
                         Step::Throttled(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        Step::Paused(until) => {
+                            panic!("sending paused until {until}: the sink refused mail")
+                        }
                         Step::Idle(next) => {
                             // Idle while the other sender still holds mail: try again soon.
                             if next.is_none() {

@@ -184,7 +184,7 @@ fn three_instances_survive_killing_the_reader() {
             Kill::Process => {
                 let i = daemons
                     .iter()
-                    .position(|d| d.child.id() == pid)
+                    .position(|d| d.pid() == pid)
                     .unwrap_or_else(|| panic!("the reader (pid {pid}) is none of ours"));
                 let mut d = daemons.remove(i);
                 sigkill_times.push(SystemTime::now());
@@ -382,7 +382,7 @@ fn a_frozen_reader_is_replaced() {
     let (epoch, _, pid) = lease(pg).expect("a reader");
     let frozen = daemons
         .iter()
-        .position(|d| d.child.id() == pid)
+        .position(|d| d.pid() == pid)
         .expect("the reader is ours");
     let t0 = Instant::now();
     daemons[frozen].signal(libc::SIGSTOP);

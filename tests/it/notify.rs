@@ -1,17 +1,18 @@
 //! Notify and schedule flows end to end: the real binary against a private
-//! Dovecot and smtp-sink, with the wall clock under control by `faketime`
+//! Dovecot and smtp-sink, with the wall clock under control by libfaketime
 //! (`FAKETIME_DONT_FAKE_MONOTONIC=1`, so tokio's timers run on real time
 //! while rsvpd's idea of "now" is the faked date). Nothing here sleeps and
 //! hopes: every wait polls with a generous timeout.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use mail_parser::MimeHeaders as _;
 
 use crate::app::{
-    Backend, CONFERENCES, Daemon, MAILBOX, Rsvpd, mail, on_both_backends, registration, servers,
+    Backend, CONFERENCES, MAILBOX, Rsvpd, fake_clock, mail, on_both_backends, question,
+    registration, servers,
 };
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::{SinkMessage, SmtpSink};
@@ -25,28 +26,15 @@ on_both_backends!(
 
 /// rsvpd with `args`, its clock starting at `at` (UTC, "YYYY-MM-DD HH:MM:SS") and running on.
 fn faked(app: &Rsvpd, at: &str, args: &[&str]) -> Command {
-    let base = app.command();
-    let mut c = Command::new("faketime");
-    c.arg("-f")
-        .arg(format!("@{at}"))
-        .arg(base.get_program())
-        .args(base.get_args())
-        .args(args);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c.env("TZ", "UTC").env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    let mut c = app.command();
+    c.args(args).env("TZ", "UTC");
+    fake_clock(&mut c, &format!("@{at}"));
     c
 }
 
 /// Run rsvpd at the faked time `at` and insist on success; its stdout.
 fn ok_at(app: &Rsvpd, at: &str, args: &[&str]) -> String {
-    let out = faked(app, at, args)
-        .output()
-        .expect("faketime is installed by scripts/test");
+    let out = faked(app, at, args).output().expect("run rsvpd");
     assert!(
         out.status.success(),
         "rsvpd {args:?} at {at} failed with {}:\nstdout:\n{}\nstderr:\n{}",
@@ -186,13 +174,7 @@ fn reminder_daemon_sleeps_until_nine_berlin_and_sends_once() {
     assert_eq!(sink.wait_for(1, WAIT).len(), 1, "the confirmation");
 
     // 4 seconds before 09:00 CEST (07:00 UTC) on 14 October.
-    let log = app.dir.path().join("daemon-reminder.log");
-    let child = faked(&app, "2027-10-14 06:59:56", &["run"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start the daemon under faketime");
-    let mut daemon = Daemon { child, log };
+    let mut daemon = app.start_daemon(faked(&app, "2027-10-14 06:59:56", &["run"]));
     let sent = crate::support::wait_until(
         WAIT,
         "the reminder",
@@ -751,17 +733,7 @@ cron = "0 0 8 * * Mon-Fri"
             "reg-1@example.com",
         ),
     );
-    dovecot.deliver(
-        MAILBOX,
-        &mail(
-            "Peter Schmidt",
-            "p.schmidt@example.com",
-            MAILBOX,
-            "Frage",
-            "question-1@example.com",
-            "Hallo, gibt es bei Ihnen Parkplätze?",
-        ),
-    );
+    dovecot.deliver(MAILBOX, &question("question-1@example.com"));
     ok_at(&app, "2027-09-06 05:30:00", &["run", "--once"]);
     ok_at(
         &app,

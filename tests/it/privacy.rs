@@ -111,3 +111,131 @@ fn personal_data_is_purged_after_the_retention_time() {
         "{p:#}"
     );
 }
+
+/// Every file under `dir` (recursively).
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The places (file, what) where `needle` occurs: in the raw bytes, or in a
+/// decoded MIME part (base64, quoted-printable, RFC 2047 names).
+fn traces(files: &[std::path::PathBuf], needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in files {
+        let raw = std::fs::read(f).unwrap_or_default();
+        let lossy = String::from_utf8_lossy(&raw).to_lowercase();
+        if lossy.contains(&needle.to_lowercase()) {
+            found.push(format!("{} (raw bytes)", f.display()));
+            continue;
+        }
+        if let Some(m) = mail_parser::MessageParser::default().parse(&raw[..]) {
+            let decoded = m
+                .parts
+                .iter()
+                .map(|p| String::from_utf8_lossy(p.contents()).to_lowercase())
+                .chain(
+                    m.from()
+                        .and_then(|a| a.first())
+                        .and_then(|a| a.name())
+                        .map(str::to_lowercase),
+                )
+                .chain(
+                    m.to()
+                        .and_then(|a| a.first())
+                        .and_then(|a| a.name())
+                        .map(str::to_lowercase),
+                )
+                .any(|t| t.contains(&needle.to_lowercase()));
+            if decoded {
+                found.push(format!("{} (decoded)", f.display()));
+            }
+        }
+    }
+    found
+}
+
+/// `forget` erases from the database file itself and its write-ahead log
+/// (secure_delete, checkpoint), and from the `.eml` copies of sent mail:
+/// afterwards neither the address nor the name is in any of those bytes.
+/// `--dry-run` lists what would go and erases nothing.
+#[test]
+fn forget_leaves_no_trace_in_the_database_files_or_the_sent_copies() {
+    let dir = crate::cli::demo_copy();
+    let config = dir.path().join("config/demo.toml");
+    let rsvpd = |args: &[&str]| {
+        let out = std::process::Command::new(crate::app::binary())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("run rsvpd");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    rsvpd(&["run", "--once"]);
+    let (address, name) = ("ayse.yilmaz@example.net", "Ayşe Yılmaz");
+    let var = dir.path().join("var/demo");
+    let places = || {
+        let mut files = files_under(&var.join("sent"));
+        files.extend(["rsvpd.db", "rsvpd.db-wal"].map(|f| var.join(f)));
+        files
+    };
+    // The test can fail: before, both are there.
+    assert!(
+        !traces(&places(), address).is_empty(),
+        "the address was never stored"
+    );
+    assert!(
+        !traces(&places(), name).is_empty(),
+        "the name was never stored"
+    );
+    let sent_before = files_under(&var.join("sent")).len();
+
+    let dry = rsvpd(&["forget", address, "--dry-run"]);
+    assert!(
+        dry.contains("would erase 1 registration(s)") && dry.contains("dry run"),
+        "{dry}"
+    );
+    assert!(dry.contains(".eml"), "the sent copy is listed: {dry}");
+    assert_eq!(
+        files_under(&var.join("sent")).len(),
+        sent_before,
+        "a dry run deletes nothing"
+    );
+    assert!(
+        !traces(&places(), address).is_empty(),
+        "a dry run erases nothing"
+    );
+
+    let out = rsvpd(&["forget", address]);
+    assert!(
+        out.contains("erased 1 registration(s)") && out.contains("write-ahead log"),
+        "{out}"
+    );
+    for needle in [address, name] {
+        let left = traces(&places(), needle);
+        assert!(left.is_empty(), "`{needle}` is still in: {left:#?}");
+    }
+    assert!(files_under(&var.join("sent")).len() < sent_before);
+    // Everyone else is still there.
+    let others = rsvpd(&["attendees", "miko-2027", "--format", "json"]);
+    assert!(
+        others.contains('@') && !others.contains(address),
+        "{others}"
+    );
+}

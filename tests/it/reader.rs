@@ -232,7 +232,7 @@ fn a_second_daemon_on_one_sqlite_database_is_refused() {
     assert_eq!(second.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("another rsvpd already runs on the database")
-            && stderr.contains(&format!("pid {}", first.child.id())),
+            && stderr.contains(&format!("pid {}", first.pid())),
         "{stderr}"
     );
     still_reads_and_stops(&dovecot, &sink, first);
@@ -254,7 +254,7 @@ fn run_once_beside_a_daemon_leaves_the_mailbox_to_it() {
     assert!(once.status.success(), "{stderr}");
     assert!(
         stderr.contains("leaving it to that one")
-            && stderr.contains(&format!("pid {}", daemon.child.id())),
+            && stderr.contains(&format!("pid {}", daemon.pid())),
         "{stderr}"
     );
     assert_eq!(

@@ -89,20 +89,19 @@ fn header_injection_in_the_name_does_not_reach_our_answer() {
                Ich melde mich an.\r\n";
     dovecot.deliver(MAILBOX, raw.as_bytes());
     app.run_once();
-    let sent = sink.wait_for(1, WAIT);
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].rcpt_to, vec!["eve@example.com".to_string()]);
-    let text = sent[0].text();
-    let head = text.split("\n\n").next().unwrap_or_default();
+    // Issue 11: a display name that carries CR/LF is no person writing: it
+    // goes to review, nobody is recorded and nothing is answered.
+    assert!(app.attendees("miko-2027", true).is_empty());
+    assert!(app.outbox().is_empty(), "{:#?}", app.outbox());
+    let review = app.review();
+    assert_eq!(review.len(), 1, "{review:#?}");
+    let reason = review[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("display name"), "{reason}");
     assert!(
-        !head
-            .lines()
-            .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
-        "{head}"
+        !reason.contains('\n') && !reason.contains('\r'),
+        "{reason:?}"
     );
-    if let Some(name) = app.attendees("miko-2027", false)[0]["name"].as_str() {
-        assert!(!name.contains('\n') && !name.contains('\r'), "{name:?}");
-    }
+    drop(sink);
 }
 
 /// An address that keeps writing (a robot, or a person pressing send ten times)
@@ -161,19 +160,21 @@ fn a_locked_database_fails_clearly_and_loses_nothing() {
         ),
     );
     let db = app.db_path();
-    let mut locker = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sqlite3, sys, time\n\
+    let mut locker = crate::support::process::KillOnDrop(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3, sys, time\n\
              c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
              c.execute('BEGIN EXCLUSIVE')\n\
              print('locked', flush=True)\n\
              time.sleep(60)\n",
-        )
-        .arg(&db)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
+            )
+            .arg(&db)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    );
     {
         use std::io::BufRead;
         let mut line = String::new();

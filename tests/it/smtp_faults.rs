@@ -1,11 +1,14 @@
-//! SMTP faults against smtp-sink's fault flags: 4xx retried with backoff whose
-//! state is in the database, 5xx failed for good with the address marked, a
-//! disconnect after DATA retried with at most one duplicate, a pooled
-//! connection the server closed. Time moves on with faketime, never by sleeping.
+//! SMTP faults against smtp-sink's fault flags and Dovecot submission: a 4xx
+//! to RCPT retried with backoff whose state is in the database; a 5xx to RCPT
+//! failed for good with the address marked; every problem of the server or of
+//! our setup (5xx to MAIL FROM or DATA, a wrong password, TLS, no server)
+//! pausing the queue and marking nobody; a disconnect after DATA retried with
+//! at most one duplicate; a pooled connection the server closed. Time moves on
+//! with faketime, never by sleeping.
 
 use std::time::Duration;
 
-use crate::app::{MAILBOX, Rsvpd, mail};
+use crate::app::{MAILBOX, Rsvpd, mail, submission};
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::SmtpSink;
 
@@ -196,4 +199,232 @@ fn max_per_minute_is_respected() {
         "the 4th mail left {}s after the 1st",
         (times[3] - times[0]).num_seconds()
     );
+}
+
+/// What a run left behind when the server or our setup refused the mail.
+struct Paused {
+    /// stderr of `run --once`
+    log: String,
+    outbox: serde_json::Value,
+    /// "stage | failures | error | fix | ended", or "" without a pause.
+    pause: String,
+    marked: Vec<String>,
+}
+
+/// The delivery pause as one line (see `Paused::pause`).
+fn pause_line(app: &Rsvpd) -> String {
+    app.db(async |s| s.delivery_pause().await)
+        .map(|p| {
+            format!(
+                "{} | {} | {} | {} | {}",
+                p.stage,
+                p.failures,
+                p.error,
+                p.fix,
+                p.ended_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// One registration answered against `sink` (started with `flags`), as a
+/// `run --once`; the state it left.
+fn run_against(app: &Rsvpd, dovecot: &Dovecot, who: &str) -> Paused {
+    dovecot.deliver(MAILBOX, &registration(who, &format!("{who}-reg")));
+    let out = app.output(&["run", "--once"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    Paused {
+        outbox: app.outbox()[0].clone(),
+        pause: pause_line(app),
+        marked: app
+            .db(async |s| s.undeliverable_addresses().await)
+            .into_iter()
+            .collect(),
+        log,
+    }
+}
+
+impl Paused {
+    /// The queue paused at `stage`, the mail still queued, nobody marked,
+    /// and the log saying what is wrong and what to fix.
+    fn assert_paused(&self, stage: &str, said: &str, fix: &str) {
+        assert_eq!(self.outbox["state"], "queued", "{:#?}", self.outbox);
+        assert!(self.marked.is_empty(), "marked: {:?}", self.marked);
+        assert!(
+            self.pause.starts_with(&format!("{stage} | 1 | ")),
+            "{}",
+            self.pause
+        );
+        assert!(
+            self.pause.contains(said) && self.pause.contains(fix),
+            "{}",
+            self.pause
+        );
+        let err = self.outbox["last_error"].as_str().unwrap_or_default();
+        assert!(err.contains(said) && err.contains(fix), "{err}");
+        assert!(
+            self.log.contains("sending paused")
+                && self.log.contains(fix)
+                && self.log.contains(said),
+            "{}",
+            self.log
+        );
+    }
+}
+
+#[test]
+fn a_5xx_to_mail_from_pauses_the_queue_marks_nobody_and_resumes() {
+    let dovecot = Dovecot::start();
+    let mut sink = SmtpSink::start_with_args(&[
+        "-f",
+        "MAIL",
+        "-B",
+        "553 5.7.1 Sender address rejected: not owned by user",
+    ]);
+    let app = Rsvpd::new(&dovecot, &sink);
+    let p = run_against(&app, &dovecot, "sender@example.com");
+    p.assert_paused("sender", "553 5.7.1 Sender address rejected", "[smtp] from");
+    assert_eq!(
+        p.outbox["attempts"], 0,
+        "our setup does not count against the mail"
+    );
+    assert!(p.log.contains("sender refused (MAIL FROM)"), "{}", p.log);
+
+    // Within the pause, a run does not try again.
+    app.run_once();
+    assert!(pause_line(&app).starts_with("sender | 1 | "));
+
+    // Fixed: after the pause the mail goes, and the pause is over.
+    sink.restart_with_args(&[]);
+    app.run_once_at("+2h");
+    assert_eq!(app.outbox()[0]["state"], "sent");
+    assert_eq!(
+        sink.wait_for(1, WAIT)[0].rcpt_to,
+        vec!["sender@example.com".to_string()]
+    );
+    let ended = app.db(async |s| s.delivery_pause().await);
+    assert!(
+        ended.is_some_and(|p| p.ended_at.is_some()),
+        "the pause is over"
+    );
+}
+
+#[test]
+fn a_4xx_to_mail_from_pauses_the_queue_too() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start_with_args(&[
+        "-r",
+        "MAIL",
+        "-b",
+        "451 4.7.1 Too many messages from this account, slow down",
+    ]);
+    let app = Rsvpd::new(&dovecot, &sink);
+    let p = run_against(&app, &dovecot, "busy@example.com");
+    p.assert_paused("sender", "451 4.7.1 Too many messages", "[smtp] from");
+}
+
+#[test]
+fn a_5xx_to_data_about_us_pauses_and_marks_nobody() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start_with_args(&["-f", "DATA"]);
+    let app = Rsvpd::new(&dovecot, &sink);
+    let p = run_against(&app, &dovecot, "data@example.com");
+    p.assert_paused(
+        "data",
+        "500 5.3.0 Error: command failed",
+        "the server's answer",
+    );
+    // Refused at DATA, the message may be at fault itself: it backs off on its own too.
+    assert_eq!(p.outbox["attempts"], 1);
+}
+
+#[test]
+fn a_5xx_after_the_message_pauses_unless_it_names_the_recipient() {
+    let dovecot = Dovecot::start();
+    let spam = SmtpSink::start_with_args(&["-f", ".", "-B", "554 5.7.1 Message rejected as spam"]);
+    let app = Rsvpd::new(&dovecot, &spam);
+    let p = run_against(&app, &dovecot, "spam@example.com");
+    p.assert_paused(
+        "data",
+        "554 5.7.1 Message rejected as spam",
+        "content filter",
+    );
+
+    // A server that checks the recipient only after the message (5.1.1 at
+    // the final dot) does say something about the recipient.
+    let dovecot = Dovecot::start();
+    let late = SmtpSink::start_with_args(&[
+        "-f",
+        ".",
+        "-B",
+        "550 5.1.1 <late@example.com>: Recipient address rejected",
+    ]);
+    let app = Rsvpd::new(&dovecot, &late);
+    let p = run_against(&app, &dovecot, "late@example.com");
+    assert_eq!(p.outbox["state"], "failed");
+    assert_eq!(p.marked, ["late@example.com"]);
+    assert!(p.pause.trim().is_empty(), "{}", p.pause);
+    // The server's reply quotes the address: masked like an address, in the database and in the log.
+    let err = p.outbox["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("<l***@example.com>") && !err.contains("late@"),
+        "{err}"
+    );
+    assert!(!p.log.contains("late@example.com"), "{}", p.log);
+}
+
+#[test]
+fn a_wrong_password_at_dovecot_submission_pauses_and_marks_nobody() {
+    let sink = SmtpSink::start();
+    let (dovecot, starttls, _) = submission(&sink);
+    let app = Rsvpd::new(&dovecot, &sink);
+    let password = app.dir.path().join("smtp.password");
+    std::fs::write(&password, "rotated-yesterday\n").expect("write");
+    app.set_smtp(&format!(
+        "url = \"smtp://anmeldung%40example.org@localhost:{starttls}\"\nca_file = \"{}\"\npassword_file = \"{}\"",
+        dovecot.ca_cert_path().display(),
+        password.display()
+    ));
+    let p = run_against(&app, &dovecot, "ewa@example.pl");
+    p.assert_paused("login", "login refused: 535", "password_file");
+    assert!(!p.log.contains("rotated-yesterday"), "{}", p.log);
+    assert!(!p.pause.contains("rotated-yesterday"));
+    assert!(sink.messages().is_empty());
+
+    // `rsvpd check` says the same, and so does the fixed password, the other way.
+    let out = app.output(&["check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("login refused") && err.contains("password_file"),
+        "{err}"
+    );
+    std::fs::write(&password, dovecot.password()).expect("write");
+    app.ok(&["check"]);
+    app.run_once_at("+2h");
+    assert_eq!(
+        sink.wait_for(1, WAIT)[0].rcpt_to,
+        vec!["ewa@example.pl".to_string()]
+    );
+}
+
+#[test]
+fn tls_and_connection_failures_pause_and_mark_nobody() {
+    // smtps:// (TLS from the first byte) against a server that speaks plain SMTP.
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    app.set_smtp(&format!("url = \"smtps://127.0.0.1:{}\"", sink.port()));
+    let p = run_against(&app, &dovecot, "tls@example.com");
+    p.assert_paused("tls", "SMTP server 127.0.0.1", "ca_file");
+
+    // Nobody listens on the port.
+    let dovecot = Dovecot::start();
+    let app = Rsvpd::new(&dovecot, &sink);
+    let closed = crate::support::free_port();
+    app.set_smtp(&format!("url = \"smtp://127.0.0.1:{closed}?tls=none\""));
+    let p = run_against(&app, &dovecot, "down@example.com");
+    p.assert_paused("connect", "cannot connect", "reachable");
+    assert!(sink.messages().is_empty());
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::app::{CONFERENCES, MAILBOX, Rsvpd, mail};
+use crate::app::{CONFERENCES, MAILBOX, Rsvpd, mail, submission};
 use crate::support::dovecot::Dovecot;
 use crate::support::smtp_sink::SmtpSink;
 
@@ -70,44 +70,15 @@ fn an_untrusted_certificate_is_refused_with_a_clear_error() {
     assert_eq!(dovecot.list_folder(MAILBOX, "INBOX").len(), 1);
 }
 
-/// Dovecot's submission service as a real SMTP server with TLS and login,
-/// relaying what it accepts to smtp-sink: (STARTTLS port, implicit TLS port).
-fn submission(sink: &SmtpSink) -> (Dovecot, u16, u16) {
-    let [starttls, implicit] = crate::support::free_ports::<2>();
-    let dovecot = Dovecot::start_with(&format!(
-        "protocols = imap lmtp submission\nhostname = localhost\n\
-         submission_relay_host = 127.0.0.1\nsubmission_relay_port = {relay}\n\
-         submission_relay_trusted = yes\nsubmission_relay_ssl = no\n\
-         service submission-login {{\n  inet_listener submission {{\n    address = 127.0.0.1\n    port = {starttls}\n  }}\n\
-         inet_listener submissions {{\n    address = 127.0.0.1\n    port = {implicit}\n    ssl = yes\n  }}\n}}\n",
-        relay = sink.port()
-    ));
-    crate::support::wait_until(
-        Duration::from_secs(20),
-        "Dovecot submission listening",
-        || {
-            (crate::support::is_listening(starttls) && crate::support::is_listening(implicit))
-                .then_some(())
-        },
-        || dovecot.log(),
-    );
-    (dovecot, starttls, implicit)
-}
-
 fn smtp_tls_sends(scheme_port: impl Fn(u16, u16) -> String) {
     let sink = SmtpSink::start();
     let (dovecot, starttls, implicit) = submission(&sink);
     let app = Rsvpd::new(&dovecot, &sink);
-    let text = std::fs::read_to_string(&app.config).expect("config");
     let url = scheme_port(starttls, implicit);
-    let text = text.replace(
-        &format!("url = \"smtp://127.0.0.1:{}?tls=none\"", sink.port()),
-        &format!(
-            "url = \"{url}\"\nca_file = \"{}\"",
-            dovecot.ca_cert_path().display()
-        ),
-    );
-    std::fs::write(&app.config, text).expect("write");
+    app.set_smtp(&format!(
+        "url = \"{url}\"\nca_file = \"{}\"",
+        dovecot.ca_cert_path().display()
+    ));
     dovecot.deliver(MAILBOX, &registration());
     let out = app
         .command()
