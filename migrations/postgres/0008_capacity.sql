@@ -45,5 +45,15 @@ END
 $$;
 
 CREATE TRIGGER registrations_count_seats
-    AFTER INSERT OR UPDATE OR DELETE ON registrations
+    AFTER INSERT OR DELETE ON registrations
     FOR EACH ROW EXECUTE FUNCTION rsvpd_count_seats();
+-- Only the updates that move seats: most updates of a registration (the last
+-- message of its thread, a reminder's answer) leave the count alone and
+-- should not write the conference's one row.
+CREATE TRIGGER registrations_count_seats_update
+    AFTER UPDATE OF status, party_size, conference_id ON registrations
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status
+          OR OLD.party_size IS DISTINCT FROM NEW.party_size
+          OR OLD.conference_id IS DISTINCT FROM NEW.conference_id)
+    EXECUTE FUNCTION rsvpd_count_seats();

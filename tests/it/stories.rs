@@ -174,14 +174,15 @@ fn every_cli_command_works_on_postgres() {
 
 /// The seats a conference's confirmed registrations take are counted by the
 /// database as registrations change (migration `capacity`); after each kind
-/// of change the count equals the sum of the confirmed party sizes.
+/// of change — register, grow, shrink, cancel, forget, waitlist, promotion —
+/// the count equals the sum of the confirmed party sizes.
 fn the_seats_count_follows_every_change(backend: Backend) {
     let (dovecot, sink) = servers();
     let app = Rsvpd::on(backend, &dovecot, &sink);
     let check = |conference: &str, expected: i64| {
         let (counted, summed) = app.db(async |s| {
             let summed: i64 = s
-                .registrations(conference, false)
+                .registrations(conference, true)
                 .await?
                 .iter()
                 .filter(|r| r.status == rsvpd::storage::Status::Confirmed)
@@ -196,26 +197,40 @@ fn the_seats_count_follows_every_change(backend: Backend) {
     let add = |conference: &str, who: &str, party: &str| {
         app.ok(&["add", conference, who, "--party-size", party]);
     };
+    let status = |conference: &str, who: &str| {
+        let all = app.attendees(conference, true);
+        let r = all
+            .iter()
+            .find(|r| r["email"] == who)
+            .unwrap_or_else(|| panic!("{who} not in {all:#?}"));
+        r["status"].as_str().unwrap_or_default().to_string()
+    };
     check("miko-2027", 0);
     add("miko-2027", "a@example.org", "3");
     add("miko-2027", "b@example.org", "1");
     add("miko-2027", "c@example.org", "2");
     check("miko-2027", 6);
-    app.ok(&["cancel", "miko-2027", "b@example.org"]);
-    check("miko-2027", 5);
-    // Registering again updates the party.
+    // Registering again changes the party: it grows, then shrinks.
+    add("miko-2027", "b@example.org", "4");
+    check("miko-2027", 9);
     add("miko-2027", "a@example.org", "2");
+    check("miko-2027", 8);
+    app.ok(&["cancel", "miko-2027", "b@example.org"]);
     check("miko-2027", 4);
     app.ok(&["forget", "c@example.org"]);
     check("miko-2027", 2);
     // Capacity 3: the second party waits, and moves up when the first cancels.
     add("fishbowl-hainholz", "q@example.org", "2");
     add("fishbowl-hainholz", "r@example.org", "2");
+    assert_eq!(status("fishbowl-hainholz", "r@example.org"), "waitlisted");
     check("fishbowl-hainholz", 2);
+    // The confirmed party grows into the last place; the waiting one still waits.
+    add("fishbowl-hainholz", "q@example.org", "3");
+    assert_eq!(status("fishbowl-hainholz", "r@example.org"), "waitlisted");
+    check("fishbowl-hainholz", 3);
     app.ok(&["cancel", "fishbowl-hainholz", "q@example.org"]);
-    let r = app.attendees("fishbowl-hainholz", false);
-    assert_eq!(r.len(), 1, "{r:#?}");
-    assert_eq!(r[0]["status"], "confirmed", "{r:#?}");
+    assert_eq!(status("fishbowl-hainholz", "q@example.org"), "cancelled");
+    assert_eq!(status("fishbowl-hainholz", "r@example.org"), "confirmed");
     check("fishbowl-hainholz", 2);
     check("miko-2027", 2);
 }
