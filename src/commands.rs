@@ -18,7 +18,7 @@ use crate::manual::{self, NewRegistration};
 use crate::output::{Format, Table, print_json};
 use crate::pipeline::{Processed, hex_sha256};
 use crate::register::Actor;
-use crate::storage::{OutboxState, Store};
+use crate::storage::{Fence, OutboxState, Store};
 use crate::{say, say_raw};
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -180,7 +180,9 @@ pub async fn ingest(path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
         for raw in split_mbox(&data) {
             let location = format!("file:{}", hex_sha256(&raw));
             let oversize = (raw.len() as u64 > limit).then_some(raw.len() as u64);
-            let processed = app.process(&raw, &location, oversize).await?;
+            let processed = app
+                .process(&raw, &location, oversize, Fence::Unfenced)
+                .await?;
             let outcome = match &processed {
                 Processed::Done(o) => o.outcome.to_string(),
                 Processed::AlreadyHandled(_) => "already handled".to_string(),

@@ -10,25 +10,33 @@
 //! end the daemon. SIGHUP reloads the configuration: the new one is opened
 //! first, then the old workers stop and new ones start.
 //!
+//! Only one process reads the mailbox (`storage::reader`). The mailbox worker
+//! stands by until it holds the reader's lease, reads while it holds it, and
+//! stands by again when it loses it; the schedule and outbox workers run in
+//! every instance regardless. The lease outlives a SIGHUP reload (the new
+//! worker takes it over). On SQLite a second daemon is refused at start; a
+//! `run --once` beside a daemon leaves the mailbox to it.
+//!
 //! Every loop tells `health` by when it reports again and how its steps go;
 //! the systemd watchdog is fed from that (a hung worker gets the service
 //! restarted), not from the signal loop, and `STATUS=` says what the daemon
 //! is doing.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, DatabaseConfig};
 use crate::health::Health;
 use crate::mailbox::{self, Source};
 use crate::mailer::Transport;
 use crate::outbox::{self, Step};
 use crate::schedule;
+use crate::storage::{ReaderLease, ReaderRole, Reading, is_fenced};
 use crate::web;
 
 /// `rsvpd run --once`: drain the mailbox, then the due schedules, then send
@@ -36,10 +44,25 @@ use crate::web;
 pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;
-    let mut source = Source::new(&app.config);
-    let handled = mailbox::drain(&app, &mut source)
-        .await
-        .context("reading the mailbox")?;
+    let reading = app
+        .store
+        .try_read_mailbox(ReaderRole::Once, Duration::ZERO)
+        .await?;
+    let handled = match reading {
+        Reading::Granted(lease) => {
+            let mut source = Source::new(&app.config);
+            let handled = mailbox::drain(&app, &mut source, lease.fence()).await;
+            // Given back before the rest, so a daemon waiting for it reads on.
+            lease.release().await;
+            handled.context("reading the mailbox")?
+        }
+        Reading::Busy(holder) => {
+            info!(
+                "the mailbox is read by another rsvpd ({holder}); leaving it to that one and running only the due schedules and the outbox"
+            );
+            0
+        }
+    };
     let scheduled = schedule::drain(&app, chrono::Utc::now())
         .await
         .context("running the due schedules")?;
@@ -75,6 +98,15 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The mailbox reader's lease between two mailbox workers: taken at start
+/// (SQLite), handed from the old worker to the new one across a reload, given
+/// back at shutdown.
+type ReaderSlot = Arc<Mutex<Option<ReaderLease>>>;
+
+fn take_lease(slot: &ReaderSlot) -> Option<ReaderLease> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 /// The workers of one configuration.
 struct Running {
     app: Arc<App>,
@@ -90,10 +122,19 @@ async fn prepare(config: Config) -> anyhow::Result<(Arc<App>, Transport)> {
     Ok((app, transport))
 }
 
-fn start((app, transport): (Arc<App>, Transport), health: &Arc<Health>) -> Running {
+fn start(
+    (app, transport): (Arc<App>, Transport),
+    reader: &ReaderSlot,
+    health: &Arc<Health>,
+) -> Running {
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = vec![
-        tokio::spawn(mailbox_loop(app.clone(), health.clone(), stop_rx.clone())),
+        tokio::spawn(mailbox_loop(
+            app.clone(),
+            reader.clone(),
+            health.clone(),
+            stop_rx.clone(),
+        )),
         tokio::spawn(schedule_loop(app.clone(), health.clone(), stop_rx.clone())),
         tokio::spawn(outbox_loop(app.clone(), transport, health.clone(), stop_rx)),
     ];
@@ -143,13 +184,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // them cleanly, not kill the process by the signal's default action (the
     // shutdown and web tests hit that window on a loaded machine).
     let mut signals = Signals::install()?;
-    // The HTTP listener is bound first and lives as long as the daemon; a
-    // reload hands it the new `App` (see `web`).
-    let web_listen = config.web.as_ref().map(|w| w.listen);
-    let listener = match &config.web {
-        Some(w) => Some(web::bind(w).await?),
-        None => None,
-    };
     let health = Health::new(
         config
             .web
@@ -159,11 +193,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }),
     );
     let prepared = prepare(config).await?;
+    let reader = ReaderSlot::default();
+    if matches!(prepared.0.config.database, DatabaseConfig::Sqlite { .. }) {
+        *reader.lock().unwrap_or_else(|p| p.into_inner()) = one_daemon(&prepared.0).await?;
+    }
+    // The HTTP listener is bound before the workers start and lives as long
+    // as the daemon; a reload hands it the new `App` (see `web`).
+    let web_listen = prepared.0.config.web.as_ref().map(|w| w.listen);
+    let listener = match &prepared.0.config.web {
+        Some(w) => Some(web::bind(w).await?),
+        None => None,
+    };
     let (app_tx, app_rx) = watch::channel(prepared.0.clone());
     let (web_stop_tx, web_stop_rx) = watch::channel(false);
     let web_state = web::WebState::new(app_rx.clone()).with_health(health.clone());
     let web_task = listener.map(|l| tokio::spawn(web::serve(l, web_state, web_stop_rx.clone())));
-    let mut running = start(prepared, &health);
+    let mut running = start(prepared, &reader, &health);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(config = %path.display(), "rsvpd is running");
     let supervisor = tokio::spawn(supervise(app_rx, health.clone(), web_stop_rx));
@@ -191,7 +236,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     // none reaches the old one's store after it is closed.
                     app_tx.send_replace(prepared.0.clone());
                     stop(running).await;
-                    running = start(prepared, &health);
+                    running = start(prepared, &reader, &health);
                     info!(config = %path.display(), "configuration reloaded");
                 }
             },
@@ -211,8 +256,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         warn!("HTTP requests did not finish within 5 s; stopping anyway");
     }
     stop(running).await;
+    if let Some(lease) = take_lease(&reader) {
+        lease.release().await;
+    }
     info!("stopped");
     Ok(())
+}
+
+/// SQLite is one daemon on one machine: take the mailbox reader's lock at
+/// start, and refuse to run beside another daemon. Beside a `run --once` the
+/// daemon starts, and its mailbox worker reads when that one is done.
+async fn one_daemon(app: &App) -> anyhow::Result<Option<ReaderLease>> {
+    match app
+        .store
+        .try_read_mailbox(ReaderRole::Daemon, Duration::ZERO)
+        .await?
+    {
+        Reading::Granted(lease) => {
+            info!(epoch = lease.epoch(), "this instance reads the mailbox");
+            Ok(Some(lease))
+        }
+        Reading::Busy(holder) if holder.role == Some(ReaderRole::Once) => {
+            info!("{holder} reads the mailbox now; this daemon reads it when that is done");
+            Ok(None)
+        }
+        Reading::Busy(holder) => bail!(
+            "another rsvpd already runs on the database {} ({holder}); a SQLite database serves one daemon: \
+             stop that one first (e.g. systemctl stop rsvpd), or move [database] url to PostgreSQL to run several",
+            app.config.database.describe()
+        ),
+    }
 }
 
 fn notify_systemd(state: &[sd_notify::NotifyState]) {
@@ -337,63 +410,196 @@ fn error_backoff(failures: u32) -> Duration {
     Duration::from_secs(secs + jitter)
 }
 
+/// How often a standby looks again when a look returns at once (SQLite, or
+/// an error); on PostgreSQL each look waits inside the lock for a while.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
 /// How long one step may take before its worker counts as stuck: every
 /// server command it sends has `timeout`, and a step sends a few.
 fn step_budget(timeout: Duration, commands: u32) -> Duration {
     timeout * (commands + 1)
 }
 
-async fn mailbox_loop(app: Arc<App>, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
-    const ME: &str = "mailbox";
+const MAILBOX: &str = "mailbox";
+
+async fn mailbox_loop(
+    app: Arc<App>,
+    reader: ReaderSlot,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut source = Source::new(&app.config);
+    loop {
+        let lease = match take_lease(&reader) {
+            Some(lease) if lease.is_for(&app.store) && !lease.is_lost() => lease,
+            held => {
+                // A lease for another database (the reload changed it), or lost.
+                if let Some(old) = held {
+                    old.release().await;
+                }
+                match stand_by(&app, &health, &mut stop).await {
+                    Some(lease) => lease,
+                    None => return,
+                }
+            }
+        };
+        match read_mailbox(&app, &mut source, &lease, &health, &mut stop).await {
+            ReaderEnd::Stopped => {
+                // Mail handled in this batch is filed away now rather than at
+                // the next start (where it would be recognised and moved all
+                // the same).
+                if let Err(e) = source.flush(&app, lease.fence()).await {
+                    warn!(error = %format!("{e:#}"), "filing away the last handled mail failed; it is moved at the next start");
+                }
+                *reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease);
+                return;
+            }
+            ReaderEnd::Lost => {
+                warn!(
+                    epoch = lease.epoch(),
+                    "this instance lost the mailbox to another one; it stops reading and stands by"
+                );
+                source.reset();
+                lease.release().await;
+            }
+        }
+    }
+}
+
+/// Wait until this instance may read the mailbox; None when told to stop first.
+async fn stand_by(
+    app: &App,
+    health: &Health,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<ReaderLease> {
+    let began = Instant::now();
+    let mut said: Option<String> = None;
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        // Standing by is healthy: each look returns within STANDBY_WAIT
+        // plus a connection's time.
+        health.alive(
+            MAILBOX,
+            crate::storage::STANDBY_WAIT + STANDBY_POLL + Duration::from_secs(30),
+        );
+        let look = Instant::now();
+        let attempt = tokio::select! {
+            r = app.store.try_read_mailbox(ReaderRole::Daemon, crate::storage::STANDBY_WAIT) => r,
+            _ = stop.changed() => return None,
+        };
+        let wait = match attempt {
+            Ok(Reading::Granted(lease)) => {
+                if said.is_some() {
+                    info!(
+                        epoch = lease.epoch(),
+                        stood_by_s = began.elapsed().as_secs(),
+                        "this instance reads the mailbox now (the one before it stopped)"
+                    );
+                } else {
+                    info!(epoch = lease.epoch(), "this instance reads the mailbox");
+                }
+                return Some(lease);
+            }
+            Ok(Reading::Busy(holder)) => {
+                failures = 0;
+                health.progress(MAILBOX);
+                if said.as_deref() != Some(holder.who.as_str()) {
+                    info!(
+                        "standing by: {holder} reads the mailbox; this instance takes over when it stops (sending and schedules run here meanwhile)"
+                    );
+                    said = Some(holder.who);
+                }
+                STANDBY_POLL.saturating_sub(look.elapsed())
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = error_backoff(failures);
+                let e = format!("{e:#}");
+                error!(error = %e, retry_in = ?wait, "cannot find out who reads the mailbox");
+                health.failing(MAILBOX, None, &e);
+                health.alive(MAILBOX, wait + Duration::from_secs(30));
+                wait
+            }
+        };
+        if pause(stop, wait).await {
+            return None;
+        }
+    }
+}
+
+enum ReaderEnd {
+    /// Told to stop; the lease is still held.
+    Stopped,
+    /// The lease is gone (see `storage::reader`).
+    Lost,
+}
+
+/// Read the mailbox while `lease` holds: checked before every step and while
+/// waiting for mail; a write after it was lost is refused (`Fenced`).
+async fn read_mailbox(
+    app: &App,
+    source: &mut Source,
+    lease: &ReaderLease,
+    health: &Health,
+    stop: &mut watch::Receiver<bool>,
+) -> ReaderEnd {
     let poll = app.config.mailbox.poll_interval;
     let timeout = app.config.mailbox.timeout;
     let mut failures = 0u32;
-    while !*stop.borrow() {
-        health.alive(ME, step_budget(timeout, 6));
-        match mailbox::step(&app, &mut source).await {
+    loop {
+        if *stop.borrow() {
+            return ReaderEnd::Stopped;
+        }
+        if lease.is_lost() {
+            return ReaderEnd::Lost;
+        }
+        health.alive(MAILBOX, step_budget(timeout, 6));
+        // A step is not cut short when the lease is lost meanwhile: its
+        // commit is refused by the fence, and a transaction dropped half-way
+        // could leave its connection in the pool inside a transaction.
+        let wait = match mailbox::step(app, source, lease.fence()).await {
             Ok(true) => {
                 failures = 0;
-                health.progress(ME);
+                health.progress(MAILBOX);
+                continue;
             }
             Ok(false) => {
                 failures = 0;
-                health.progress(ME);
+                health.progress(MAILBOX);
                 // IDLE waits at most 25 minutes (see `Source::wait`).
                 let wait = poll.min(Duration::from_secs(25 * 60));
-                health.alive(ME, wait + step_budget(timeout, 2));
-                let stopped = tokio::select! {
-                    r = source.wait(poll) => {
-                        if let Err(e) = r {
-                            warn!(error = %format!("{e:#}"), "waiting for mail failed; reconnecting");
-                            source.reset();
-                        }
-                        false
-                    }
-                    _ = stop.changed() => true,
-                };
-                if stopped {
-                    break;
-                }
+                health.alive(MAILBOX, wait + step_budget(timeout, 2));
+                None
+            }
+            Err(e) if is_fenced(&e) => {
+                warn!(error = %format!("{e:#}"), "a write of the mailbox reader was refused");
+                return ReaderEnd::Lost;
             }
             Err(e) => {
                 failures += 1;
                 let wait = error_backoff(failures);
                 let e = format!("{e:#}");
                 error!(error = %e, retry_in = ?wait, "mailbox step failed");
-                health.failing(ME, None, &e);
-                health.alive(ME, wait + Duration::from_secs(30));
+                health.failing(MAILBOX, None, &e);
+                health.alive(MAILBOX, wait + Duration::from_secs(30));
                 source.reset();
-                if pause(&mut stop, wait).await {
-                    break;
+                Some(wait)
+            }
+        };
+        tokio::select! {
+            r = source.wait(poll), if wait.is_none() => {
+                if let Err(e) = r {
+                    warn!(error = %format!("{e:#}"), "waiting for mail failed; reconnecting");
+                    source.reset();
                 }
             }
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+            _ = stop.changed() => return ReaderEnd::Stopped,
+            _ = lease.lost() => return ReaderEnd::Lost,
         }
-    }
-    // Mail handled in this batch is filed away now rather than at the next
-    // start (where it would be recognised and moved all the same).
-    if let Err(e) = source.flush(&app).await {
-        warn!(error = %format!("{e:#}"), "filing away the last handled mail failed; it is moved at the next start");
     }
 }
 

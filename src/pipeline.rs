@@ -5,6 +5,8 @@
 //! Message-ID: a copy seen before ends as `duplicate`, changes nothing and sends
 //! nothing. A panic while understanding a message is caught and the message goes
 //! to review with the reason, so one hostile mail cannot stop the daemon.
+//! A mail read from the mailbox is recorded only while its reader still holds
+//! the mailbox (the fence, see `storage::reader`).
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -13,7 +15,7 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::mask::mask;
 use crate::register::{Actor, Outcome};
-use crate::storage::{InboundOutcome, NewInbound};
+use crate::storage::{Fence, InboundOutcome, NewInbound};
 use crate::understand::{self, Action, Context, Step, Understood};
 
 impl App {
@@ -98,11 +100,14 @@ impl App {
     /// Handle one message found at `location`; returns what became of it.
     /// Calling it again for the same location changes nothing. With `oversize`,
     /// `raw` is only the header of a mail too large to read: it goes to review.
+    /// A mail from the mailbox carries its reader's `fence`: when another
+    /// process has taken the mailbox over, nothing is recorded (`Fenced`).
     pub async fn process(
         &self,
         raw: &[u8],
         location: &str,
         oversize: Option<u64>,
+        fence: Fence,
     ) -> anyhow::Result<Processed> {
         if let Some(outcome) = self.store.inbound_outcome(location).await? {
             return Ok(Processed::AlreadyHandled(outcome));
@@ -115,6 +120,7 @@ impl App {
             .unwrap_or_else(|| synthetic_message_id(raw));
         let now = Utc::now();
         let mut tx = self.store.begin().await?;
+        tx.check_fence(fence).await?;
         let outcome = if let Some(previous) = tx.message_id_outcome(&message_id).await? {
             Outcome {
                 outcome: InboundOutcome::Duplicate,

@@ -85,6 +85,7 @@ mod notify;
 mod ops;
 mod postgres;
 mod privacy;
+mod reader;
 mod sqlite;
 mod types;
 mod web;
@@ -93,6 +94,10 @@ pub use claims::lease_for;
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use ops::DeliveryPause;
 pub use privacy::{Erased, PersonData};
+pub use reader::{
+    Fence, Fenced, HEARTBEAT, Holder, READER_LOCK, ReaderLease, ReaderRole, Reading, STALE,
+    STANDBY_WAIT, is_fenced,
+};
 pub use types::Ts;
 pub use web::{AuditEntry, Matcher, ReceivedMail, SentMail, StoredSession};
 
@@ -349,6 +354,8 @@ pub struct Store {
     pool: Pool,
     /// This store's name in outbox claims (see `claims`).
     claimer: Arc<str>,
+    /// The database as a person recognises it (`DatabaseConfig::describe`).
+    database: String,
 }
 
 /// A write transaction; dropped without `commit`, it rolls back.
@@ -369,6 +376,7 @@ impl Store {
         Ok(Store {
             pool,
             claimer: claims::new_claimer().into(),
+            database: db.describe(),
         })
     }
 
@@ -608,13 +616,18 @@ impl Store {
         Ok(row.map(|(v, u)| (v as u32, u as u32)))
     }
 
+    /// Record how far the mailbox was read; refused with `Fenced` when
+    /// `fence` is a lease another reader has replaced.
     pub async fn set_mailbox_state(
         &self,
         source: &str,
         uidvalidity: u32,
         last_uid: u32,
+        fence: Fence,
     ) -> anyhow::Result<()> {
-        on_pool!(self, |c| {
+        let mut tx = self.begin().await?;
+        tx.check_fence(fence).await?;
+        on_tx!(tx, |c| {
             sqlx::query(
                 "INSERT INTO mailbox_state (source, uidvalidity, last_uid) VALUES ($1, $2, $3)
                  ON CONFLICT (source) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
@@ -622,12 +635,12 @@ impl Store {
             .bind(source)
             .bind(i64::from(uidvalidity))
             .bind(i64::from(last_uid))
-            .execute(c)
+            .execute(&mut *c)
             .await
             .map(|r| r.rows_affected())
         })
         .context("saving the mailbox state")?;
-        Ok(())
+        tx.commit().await
     }
 
     pub async fn close(&self) {
@@ -740,19 +753,17 @@ impl StoreTx {
 
     /// People (party sizes) holding a place. Pending (double-opt-in)
     /// registrations hold none: the place goes to whoever confirms first.
+    /// The database keeps the count as registrations change (a trigger of
+    /// the migration `capacity`), so this reads one row, not the conference.
     pub async fn seats_taken(&mut self, conference: &str) -> anyhow::Result<i64> {
-        let n: i64 = on_tx!(self, |c| {
-            sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(party_size), 0) AS BIGINT) FROM registrations
-                 WHERE conference_id = $1 AND status = $2",
-            )
-            .bind(conference)
-            .bind(Status::Confirmed.as_str())
-            .fetch_one(&mut *c)
-            .await
+        let n: Option<i64> = on_tx!(self, |c| {
+            sqlx::query_scalar("SELECT taken FROM conference_seats WHERE conference_id = $1")
+                .bind(conference)
+                .fetch_optional(&mut *c)
+                .await
         })
         .context("counting seats")?;
-        Ok(n)
+        Ok(n.unwrap_or(0))
     }
 
     /// Waitlisted registrations in the order they came.

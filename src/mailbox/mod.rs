@@ -14,6 +14,10 @@
 //! next batch is fetched and before the worker waits for new mail. The UID
 //! recorded as handled advances only after that move, so the order above holds
 //! for every mail of a batch.
+//!
+//! Only one process reads the mailbox at a time (`storage::reader`): the
+//! daemon's worker reads while it holds the reader's lease and passes the
+//! lease's fence to every write here.
 
 pub mod imap;
 pub mod maildir;
@@ -28,6 +32,7 @@ use crate::app::App;
 use crate::config::{Config, ImapServer, MailboxSource};
 use crate::failpoint::failpoint;
 use crate::pipeline::Processed;
+use crate::storage::Fence;
 
 /// At most this many mails are fetched in one command…
 pub const FETCH_BATCH: usize = 64;
@@ -82,11 +87,12 @@ impl Source {
         }
     }
 
-    /// The next message to handle, if any is there now.
-    pub async fn next(&mut self, app: &App) -> anyhow::Result<Option<Pending>> {
+    /// The next message to handle, if any is there now. `fence` is the
+    /// reader's: the progress recorded on the way is fenced like the outcomes.
+    pub async fn next(&mut self, app: &App, fence: Fence) -> anyhow::Result<Option<Pending>> {
         match self {
             Source::Maildir(m) => m.next_message(),
-            Source::Imap(s) => s.next(app).await,
+            Source::Imap(s) => s.next(app, fence).await,
         }
     }
 
@@ -114,10 +120,10 @@ impl Source {
 
     /// File away what was handled and not yet moved (IMAP moves in batches);
     /// called by `next` itself before it looks for more, and by the daemon
-    /// before it stops.
-    pub async fn flush(&mut self, app: &App) -> anyhow::Result<()> {
+    /// before it stops. The progress is recorded under the reader's `fence`.
+    pub async fn flush(&mut self, app: &App, fence: Fence) -> anyhow::Result<()> {
         match self {
-            Source::Imap(s) => s.flush(app).await,
+            Source::Imap(s) => s.flush(app, fence).await,
             Source::Maildir(_) => Ok(()),
         }
     }
@@ -278,14 +284,14 @@ impl ImapSource {
         Ok(())
     }
 
-    async fn next(&mut self, app: &App) -> anyhow::Result<Option<Pending>> {
+    async fn next(&mut self, app: &App, fence: Fence) -> anyhow::Result<Option<Pending>> {
         self.ensure_session(app).await?;
         loop {
             if let Some(msg) = self.fetched.pop_front() {
                 return Ok(Some(msg));
             }
             // The batch in hand is done: move it before looking further.
-            self.flush(app).await?;
+            self.flush(app, fence).await?;
             if self.queue.is_empty() {
                 self.refill().await?;
                 if self.queue.is_empty() {
@@ -342,7 +348,7 @@ impl ImapSource {
 
     /// Move the handled mails, one command per target folder, then record the
     /// highest UID as handled.
-    async fn flush(&mut self, app: &App) -> anyhow::Result<()> {
+    async fn flush(&mut self, app: &App, fence: Fence) -> anyhow::Result<()> {
         if self.handled.is_empty() {
             return Ok(());
         }
@@ -366,7 +372,7 @@ impl ImapSource {
         if let Some(state) = self.state.as_mut() {
             state.last_uid = state.last_uid.max(highest);
             app.store
-                .set_mailbox_state(&key, uidvalidity, state.last_uid)
+                .set_mailbox_state(&key, uidvalidity, state.last_uid, fence)
                 .await?;
         }
         failpoint("after-move");
@@ -398,21 +404,24 @@ impl ImapSource {
 }
 
 /// Handle every message that is there now; returns how many were handled.
-pub async fn drain(app: &App, source: &mut Source) -> anyhow::Result<usize> {
+/// `fence` is the reader's (see `storage::reader`).
+pub async fn drain(app: &App, source: &mut Source, fence: Fence) -> anyhow::Result<usize> {
     let mut n = 0;
-    while step(app, source).await? {
+    while step(app, source, fence).await? {
         n += 1;
     }
     Ok(n)
 }
 
 /// Handle one message; false when there was none.
-pub async fn step(app: &App, source: &mut Source) -> anyhow::Result<bool> {
-    let Some(msg) = source.next(app).await? else {
+pub async fn step(app: &App, source: &mut Source, fence: Fence) -> anyhow::Result<bool> {
+    let Some(msg) = source.next(app, fence).await? else {
         return Ok(false);
     };
     failpoint("after-fetch");
-    let processed = app.process(&msg.raw, &msg.location, msg.oversize).await?;
+    let processed = app
+        .process(&msg.raw, &msg.location, msg.oversize, fence)
+        .await?;
     failpoint("after-commit");
     if let Processed::AlreadyHandled(outcome) = &processed {
         debug!(location = %msg.location, %outcome, "already handled; filing it away");

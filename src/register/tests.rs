@@ -3,7 +3,7 @@
 use mail_parser::MimeHeaders as _;
 
 use super::*;
-use crate::storage::OutboxItem;
+use crate::storage::{Fence, OutboxItem};
 use crate::test_support::{self as t, utc};
 
 const DOUBLE: &str = r#"
@@ -207,7 +207,9 @@ async fn the_real_reply_mail_confirms_through_the_pipeline() {
          Message-ID: <reg-1@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
          Hiermit melde ich mich zur Fishbowl-Diskussion an.\r\n\r\nAyşe Yılmaz\r\n",
     );
-    app.process(reg.as_bytes(), "test:1", None).await.unwrap();
+    app.process(reg.as_bytes(), "test:1", None, Fence::Unfenced)
+        .await
+        .unwrap();
     let token = token_of_last_request(app).await;
     let (request, raw) = last(app).await;
     let subject = parse(&raw).subject().unwrap_or_default().to_string();
@@ -218,7 +220,10 @@ async fn the_real_reply_mail_confirms_through_the_pipeline() {
          Ja, ich bestätige.\r\n\r\n> Bitte bestätigen Sie Ihre Anmeldung\r\n",
         id = request.message_id
     );
-    let processed = app.process(reply.as_bytes(), "test:2", None).await.unwrap();
+    let processed = app
+        .process(reply.as_bytes(), "test:2", None, Fence::Unfenced)
+        .await
+        .unwrap();
     assert_eq!(processed.outcome(), "recorded", "{processed:?}");
     assert_eq!(status(app, "ayse@example.net").await, Status::Confirmed);
     assert_eq!(last(app).await.0.kind, "confirmation");
@@ -370,7 +375,9 @@ async fn a_reply_in_the_opt_in_thread_confirms_without_the_token() {
     let reg = "From: Ayşe Yılmaz <ayse@example.net>\r\nTo: anmeldung@example.org\r\nSubject: Anmeldung Fishbowl\r\n\
          Message-ID: <reg-2@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
          Hiermit melde ich mich zur Fishbowl-Diskussion an.\r\n\r\nAyşe Yılmaz\r\n";
-    app.process(reg.as_bytes(), "test:1", None).await.unwrap();
+    app.process(reg.as_bytes(), "test:1", None, Fence::Unfenced)
+        .await
+        .unwrap();
     let (request, _) = last(app).await;
     assert_eq!(request.kind, "opt_in");
     let reply = |from: &str, id: &str| {
@@ -386,6 +393,7 @@ async fn a_reply_in_the_opt_in_thread_confirms_without_the_token() {
             reply("Omar <omar@example.net>", "s-1@example.net").as_bytes(),
             "test:2",
             None,
+            Fence::Unfenced,
         )
         .await
         .unwrap();
@@ -396,6 +404,7 @@ async fn a_reply_in_the_opt_in_thread_confirms_without_the_token() {
             reply("Ayşe Yılmaz <ayse@example.net>", "yes-2@example.net").as_bytes(),
             "test:3",
             None,
+            Fence::Unfenced,
         )
         .await
         .unwrap();

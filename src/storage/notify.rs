@@ -242,30 +242,32 @@ impl StoreTx {
         row.map(Registration::try_from).transpose()
     }
 
-    /// The first confirmed registration of `conference`, made at or before
-    /// `due`, that has no row for `rule_key` yet.
+    /// The first `limit` confirmed registrations of `conference`, made at or
+    /// before `due`, that have no row for `rule_key` yet, in the order they came.
     pub async fn next_unreminded(
         &mut self,
         conference: &str,
         rule_key: &str,
         due: DateTime<Utc>,
-    ) -> anyhow::Result<Option<Registration>> {
-        let row: Option<RegistrationRow> = on_tx!(self, |c| {
+        limit: i64,
+    ) -> anyhow::Result<Vec<Registration>> {
+        let rows: Vec<RegistrationRow> = on_tx!(self, |c| {
             sqlx::query_as(
                 "SELECT * FROM registrations r
                  WHERE r.conference_id = $1 AND r.status = $2 AND r.registered_at <= $3
                    AND NOT EXISTS (SELECT 1 FROM reminders_sent s WHERE s.registration_id = r.id AND s.rule_key = $4)
-                 ORDER BY r.registered_at, r.id LIMIT 1",
+                 ORDER BY r.registered_at, r.id LIMIT $5",
             )
             .bind(conference)
             .bind(Status::Confirmed.as_str())
             .bind(Ts(due))
             .bind(rule_key)
-            .fetch_optional(&mut *c)
+            .bind(limit)
+            .fetch_all(&mut *c)
             .await
         })
         .context("looking for reminders to send")?;
-        row.map(Registration::try_from).transpose()
+        rows.into_iter().map(Registration::try_from).collect()
     }
 
     /// Note that the reminder `rule_key` was handled for a registration; false

@@ -21,9 +21,21 @@ pub(super) async fn open(url: &str, password: Option<&Secret>) -> anyhow::Result
     let mut opts = PgConnectOptions::from_str(url)
         .with_context(|| format!("[database] url `{url}` is not a PostgreSQL URL"))?
         .application_name("rsvpd")
-        // Notices such as "relation _sqlx_migrations already exists, skipping"
-        // on every start are not news for the log.
-        .options([("client_min_messages", "warning")]);
+        .options([
+            // Notices such as "relation _sqlx_migrations already exists,
+            // skipping" on every start are not news for the log.
+            ("client_min_messages", "warning"),
+            // The server notices a client machine that vanished within
+            // 5 + 3 × 2 s of silence, instead of the system's two hours, and
+            // drops its locks (the mailbox reader's, see `reader`).
+            ("tcp_keepalives_idle", "5"),
+            ("tcp_keepalives_interval", "2"),
+            ("tcp_keepalives_count", "3"),
+            // A client that stops in the middle of a write transaction (frozen,
+            // cut off behind a proxy) would hold the write lock for good; no
+            // transaction of rsvpd waits on anything but the database.
+            ("idle_in_transaction_session_timeout", "15s"),
+        ]);
     if let Some(p) = password {
         opts = opts.password(p.expose());
     }

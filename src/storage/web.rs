@@ -470,17 +470,26 @@ impl Store {
     /// and the `sent` most recently sent ones; failed first, then queued.
     pub async fn outbox_page(&self, sent: i64) -> anyhow::Result<Vec<OutboxItem>> {
         let rows: Vec<OutboxRow> = on_pool!(self, |c| {
+            // Two index ranges (the open mail, the newest sent), not `state !=
+            // 'sent' OR …`, which reads the whole outbox: 0.7 s at a million
+            // rows (docs/capacity.md).
             sqlx::query_as(
-                "SELECT id, kind, conference_id, recipient, subject, state, attempts, next_attempt_at,
-                        last_error, created_at, sent_at, message_id
-                 FROM outbox
-                 WHERE state != $1
-                    OR id IN (SELECT id FROM outbox WHERE state = $1 ORDER BY sent_at DESC, id DESC LIMIT $2)
+                "SELECT * FROM (
+                   SELECT id, kind, conference_id, recipient, subject, state, attempts, next_attempt_at,
+                          last_error, created_at, sent_at, message_id
+                   FROM outbox WHERE state IN ($3, $4)
+                   UNION ALL
+                   SELECT * FROM (
+                     SELECT id, kind, conference_id, recipient, subject, state, attempts, next_attempt_at,
+                            last_error, created_at, sent_at, message_id
+                     FROM outbox WHERE state = $1 ORDER BY sent_at DESC, id DESC LIMIT $2) newest
+                 ) shown
                  ORDER BY CASE WHEN state = $3 THEN 0 WHEN state = $1 THEN 2 ELSE 1 END, id DESC",
             )
             .bind(OutboxState::Sent.as_str())
             .bind(sent)
             .bind(OutboxState::Failed.as_str())
+            .bind(OutboxState::Queued.as_str())
             .fetch_all(c)
             .await
         })

@@ -571,7 +571,12 @@ Hallo, ich habe eine Frage zum Programm. Wann gibt es Mittagessen?\r\n\r\nAyşe\
 
 async fn review_item(c: &Client) -> i64 {
     c.t.app
-        .process(UNCLEAR.as_bytes(), "file:unclear", None)
+        .process(
+            UNCLEAR.as_bytes(),
+            "file:unclear",
+            None,
+            crate::storage::Fence::Unfenced,
+        )
         .await
         .expect("processed");
     let items = c.t.app.store.review_items().await.expect("items");
@@ -935,7 +940,12 @@ async fn the_review_page_explains_in_the_readers_language() {
         "Hallo, vielleicht komme ich zur Migrationskonferenz, ich weiß es noch nicht genau.",
     );
     c.t.app
-        .process(undecided.as_bytes(), "file:undecided", None)
+        .process(
+            undecided.as_bytes(),
+            "file:undecided",
+            None,
+            crate::storage::Fence::Unfenced,
+        )
         .await
         .expect("processed");
     let items = c.t.app.store.review_items().await.expect("items");
@@ -993,7 +1003,12 @@ async fn the_attendee_page_says_what_became_of_each_mail_and_why() {
         "Hallo, hiermit melde ich mich zur Migrationskonferenz an, mit 2 Personen.",
     );
     c.t.app
-        .process(again.as_bytes(), "file:again", None)
+        .process(
+            again.as_bytes(),
+            "file:again",
+            None,
+            crate::storage::Fence::Unfenced,
+        )
         .await
         .expect("processed");
     let page = c

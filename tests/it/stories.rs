@@ -11,7 +11,10 @@ use crate::app::{Backend, MAILBOX, Rsvpd, mail, on_both_backends, registration, 
 
 const WAIT: Duration = Duration::from_secs(30);
 
-on_both_backends!(update_by_a_reply_changes_the_registration);
+on_both_backends!(
+    update_by_a_reply_changes_the_registration,
+    the_seats_count_follows_every_change
+);
 
 /// A registration by mail is recorded and confirmed; a reply changing the
 /// workshop finds its conference by the thread (a Message-ID rsvpd sent) and
@@ -274,4 +277,67 @@ fn a_companion_dropping_out_frees_places_for_the_waitlist(backend: Backend) {
     assert_eq!(status("omar@example.net"), confirmed("1"), "not cancelled");
     let outcomes: Vec<String> = app.inbound().into_iter().map(|i| i.1).collect();
     assert_eq!(outcomes, ["recorded"; 4]);
+}
+
+/// The seats a conference's confirmed registrations take are counted by the
+/// database as registrations change (migration `capacity`); after each kind
+/// of change — register, grow, shrink, cancel, forget, waitlist, promotion —
+/// the count equals the sum of the confirmed party sizes.
+fn the_seats_count_follows_every_change(backend: Backend) {
+    let (dovecot, sink) = servers();
+    let app = Rsvpd::on(backend, &dovecot, &sink);
+    let check = |conference: &str, expected: i64| {
+        let (counted, summed) = app.db(async |s| {
+            let summed: i64 = s
+                .registrations(conference, true)
+                .await?
+                .iter()
+                .filter(|r| r.status == rsvpd::storage::Status::Confirmed)
+                .map(|r| i64::from(r.party_size))
+                .sum();
+            let mut tx = s.begin().await?;
+            let counted = tx.seats_taken(conference).await?;
+            Ok((counted, summed))
+        });
+        assert_eq!((counted, summed), (expected, expected), "{conference}");
+    };
+    let add = |conference: &str, who: &str, party: &str| {
+        app.ok(&["add", conference, who, "--party-size", party]);
+    };
+    let status = |conference: &str, who: &str| {
+        let all = app.attendees(conference, true);
+        let r = all
+            .iter()
+            .find(|r| r["email"] == who)
+            .unwrap_or_else(|| panic!("{who} not in {all:#?}"));
+        r["status"].as_str().unwrap_or_default().to_string()
+    };
+    check("miko-2027", 0);
+    add("miko-2027", "a@example.org", "3");
+    add("miko-2027", "b@example.org", "1");
+    add("miko-2027", "c@example.org", "2");
+    check("miko-2027", 6);
+    // Registering again changes the party: it grows, then shrinks.
+    add("miko-2027", "b@example.org", "4");
+    check("miko-2027", 9);
+    add("miko-2027", "a@example.org", "2");
+    check("miko-2027", 8);
+    app.ok(&["cancel", "miko-2027", "b@example.org"]);
+    check("miko-2027", 4);
+    app.ok(&["forget", "c@example.org"]);
+    check("miko-2027", 2);
+    // Capacity 3: the second party waits, and moves up when the first cancels.
+    add("fishbowl-hainholz", "q@example.org", "2");
+    add("fishbowl-hainholz", "r@example.org", "2");
+    assert_eq!(status("fishbowl-hainholz", "r@example.org"), "waitlisted");
+    check("fishbowl-hainholz", 2);
+    // The confirmed party grows into the last place; the waiting one still waits.
+    add("fishbowl-hainholz", "q@example.org", "3");
+    assert_eq!(status("fishbowl-hainholz", "r@example.org"), "waitlisted");
+    check("fishbowl-hainholz", 3);
+    app.ok(&["cancel", "fishbowl-hainholz", "q@example.org"]);
+    assert_eq!(status("fishbowl-hainholz", "q@example.org"), "cancelled");
+    assert_eq!(status("fishbowl-hainholz", "r@example.org"), "confirmed");
+    check("fishbowl-hainholz", 2);
+    check("miko-2027", 2);
 }

@@ -189,15 +189,32 @@ impl Dovecot {
     /// Dovecot records as `Return-Path:`; `""` gives the null sender `<>` of
     /// bounces.
     pub fn deliver_from(&self, mail_from: &str, rcpt: &str, raw: &[u8]) {
+        self.deliver_all_from(mail_from, rcpt, [raw]);
+    }
+
+    /// Like [`Dovecot::deliver`] for many mails, in one LMTP session (a
+    /// backlog of hundreds arrives in a fraction of the time).
+    pub fn deliver_all<'a>(&self, rcpt: &str, raws: impl IntoIterator<Item = &'a [u8]>) {
+        self.deliver_all_from(DEFAULT_MAIL_FROM, rcpt, raws);
+    }
+
+    fn deliver_all_from<'a>(
+        &self,
+        mail_from: &str,
+        rcpt: &str,
+        raws: impl IntoIterator<Item = &'a [u8]>,
+    ) {
         let mut lmtp = Lmtp::connect(self.lmtp_port);
         lmtp.expect("greeting", 220);
         lmtp.command("LHLO localhost", 250);
-        lmtp.command(&format!("MAIL FROM:<{mail_from}>"), 250);
-        lmtp.command(&format!("RCPT TO:<{rcpt}>"), 250);
-        lmtp.command("DATA", 354);
-        lmtp.send(&smtp_data(raw));
-        // LMTP answers once per recipient; we sent one.
-        lmtp.expect(&format!("end of DATA for <{rcpt}>"), 250);
+        for raw in raws {
+            lmtp.command(&format!("MAIL FROM:<{mail_from}>"), 250);
+            lmtp.command(&format!("RCPT TO:<{rcpt}>"), 250);
+            lmtp.command("DATA", 354);
+            lmtp.send(&smtp_data(raw));
+            // LMTP answers once per recipient; we sent one.
+            lmtp.expect(&format!("end of DATA for <{rcpt}>"), 250);
+        }
         lmtp.command("QUIT", 221);
     }
 

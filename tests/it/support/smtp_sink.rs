@@ -46,6 +46,9 @@ pub struct SinkMessage {
     /// The message as received, dot-unstuffed. smtp-sink drops every CR, so
     /// lines end in LF here even though the client sent CRLF.
     pub raw: Vec<u8>,
+    /// When smtp-sink finished writing it (the dump's modification time,
+    /// about when it answered 250 to the data); the epoch if unknown.
+    pub received: SystemTime,
 }
 
 impl SinkMessage {
@@ -225,11 +228,12 @@ impl SmtpSink {
         complete.sort();
         complete
             .iter()
-            .filter_map(|(_, path)| match fs::read(path) {
-                Ok(bytes) => Some(
-                    parse_dump(&bytes)
-                        .unwrap_or_else(|e| panic!("smtp-sink dump {}: {e}", path.display())),
-                ),
+            .filter_map(|(modified, path)| match fs::read(path) {
+                Ok(bytes) => Some(SinkMessage {
+                    received: *modified,
+                    ..parse_dump(&bytes)
+                        .unwrap_or_else(|e| panic!("smtp-sink dump {}: {e}", path.display()))
+                }),
                 // An aborted transaction: smtp-sink unlinks its dump, then
                 // closes it (completed dumps are never removed).
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -393,6 +397,7 @@ pub fn parse_dump(bytes: &[u8]) -> Result<SinkMessage, String> {
         rcpt_to,
         helo,
         raw,
+        received: SystemTime::UNIX_EPOCH,
     })
 }
 
