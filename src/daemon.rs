@@ -40,6 +40,7 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let handled = mailbox::drain(&app, &mut source)
         .await
         .context("reading the mailbox")?;
+    erase_mailbox_copies(&app).await;
     let scheduled = schedule::drain(&app, chrono::Utc::now())
         .await
         .context("running the due schedules")?;
@@ -343,6 +344,15 @@ fn step_budget(timeout: Duration, commands: u32) -> Duration {
     timeout * (commands + 1)
 }
 
+/// Deletions of a person's mail that `forget` could not do itself (it had no
+/// mailbox password) are done by the mailbox worker when it is idle.
+/// A failure is logged and retried then; the request stays in the database.
+async fn erase_mailbox_copies(app: &App) {
+    if let Err(e) = crate::privacy::erase_mailbox_copies(&app.config, &app.store).await {
+        warn!(error = %format!("{e:#}"), "erasing mail from the mailbox folders failed; trying again when the mailbox is idle next");
+    }
+}
+
 async fn mailbox_loop(app: Arc<App>, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
     const ME: &str = "mailbox";
     let mut source = Source::new(&app.config);
@@ -359,6 +369,7 @@ async fn mailbox_loop(app: Arc<App>, health: Arc<Health>, mut stop: watch::Recei
             Ok(false) => {
                 failures = 0;
                 health.progress(ME);
+                erase_mailbox_copies(&app).await;
                 // IDLE waits at most 25 minutes (see `Source::wait`).
                 let wait = poll.min(Duration::from_secs(25 * 60));
                 health.alive(ME, wait + step_budget(timeout, 2));

@@ -92,7 +92,7 @@ mod web;
 pub use claims::lease_for;
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use ops::DeliveryPause;
-pub use privacy::{Erased, PersonData};
+pub use privacy::{Erased, MailboxCopy, PersonData};
 pub use types::Ts;
 pub use web::{AuditEntry, Matcher, ReceivedMail, SentMail, StoredSession};
 
