@@ -87,7 +87,9 @@ pub async fn erase_mailbox_copies(
         .context("deleting a person's mail from the mailbox folders")?;
     let mut done = Vec::new();
     for (copy, result) in pending.into_iter().zip(results) {
-        store.mailbox_erasure_done(copy.inbound_id, &result).await?;
+        store
+            .mailbox_erasure_done(copy.inbound_id, &result, result.starts_with("deleted "))
+            .await?;
         info!(message = copy.inbound_id, %result, "mailbox copy of a person's mail erased on request");
         done.push((copy, result));
     }

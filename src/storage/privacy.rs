@@ -207,15 +207,25 @@ impl Store {
     }
 
     /// Record that the copies of inbound message `inbound_id` were dealt with:
-    /// `result` says what was deleted where.
-    pub async fn mailbox_erasure_done(&self, inbound_id: i64, result: &str) -> anyhow::Result<()> {
+    /// `result` says what was deleted where (`deleted` says it deleted some).
+    /// Two processes may carry out the same request at once (the CLI and the
+    /// daemon, or two daemons on PostgreSQL): the one that found nothing left
+    /// does not overwrite the one that deleted.
+    pub async fn mailbox_erasure_done(
+        &self,
+        inbound_id: i64,
+        result: &str,
+        deleted: bool,
+    ) -> anyhow::Result<()> {
         on_pool!(self, |c| {
             sqlx::query(
-                "UPDATE mailbox_erasures SET done_at = $2, result = $3 WHERE inbound_id = $1",
+                "UPDATE mailbox_erasures SET done_at = $2, result = $3
+                 WHERE inbound_id = $1 AND (done_at IS NULL OR $4)",
             )
             .bind(inbound_id)
             .bind(Ts(chrono::Utc::now()))
             .bind(result)
+            .bind(deleted)
             .execute(c)
             .await
             .map(|r| r.rows_affected())
