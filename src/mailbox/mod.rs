@@ -4,7 +4,8 @@
 //! A source yields one message at a time with a location that names it uniquely
 //! (`imap:FOLDER:UIDVALIDITY:UID`, `maildir:NAME`); after the pipeline has stored
 //! the outcome, the message is filed away — into `processed_folder`, or into
-//! `review_folder` when it needs a human. Mail is never deleted. The order is what
+//! `review_folder` when it needs a human. Mail is never deleted, except a
+//! person's own mail on their request (`erase_copies`). The order is what
 //! makes crashes harmless: store first, then move; a message whose move was lost
 //! is seen again, found already handled by its location, and only moved.
 //!
