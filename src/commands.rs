@@ -538,6 +538,7 @@ pub async fn person(path: &Path, email: &str) -> anyhow::Result<()> {
 pub async fn forget(path: &Path, email: &str, dry_run: bool) -> anyhow::Result<()> {
     let config = load(path)?;
     let store = Store::open(&config.database).await?;
+    use crate::privacy::MailboxErasure;
     let result = crate::privacy::forget(&config, &store, email, dry_run).await;
     store.close().await;
     let f = result?;
@@ -557,9 +558,40 @@ pub async fn forget(path: &Path, email: &str, dry_run: bool) -> anyhow::Result<(
     if let Some(db) = &f.database_files {
         say!("{db}")?;
     }
-    say!(
-        "mail in the mailbox folders (processed, review) is not touched by this version — delete it there if it must go too"
-    )?;
+    let folders = format!(
+        "`{}` and `{}`",
+        config.mailbox.processed_folder, config.mailbox.review_folder
+    );
+    match &f.mailbox_erasure {
+        None => {
+            say!(
+                "would delete {} copy(ies) of their mail from the mailbox folders {folders}:",
+                f.mailbox.len()
+            )?;
+            for c in &f.mailbox {
+                say!(
+                    "  Message-ID <{}> ({}, arrived as {})",
+                    c.message_id,
+                    c.outcome,
+                    c.location
+                )?;
+            }
+        }
+        Some(MailboxErasure::Done(done)) if done.is_empty() => {
+            say!("no mail of theirs in the mailbox folders {folders}")?
+        }
+        Some(MailboxErasure::Done(done)) => {
+            say!("their mail in the mailbox folders {folders}:")?;
+            for (c, result) in done {
+                say!("  Message-ID <{}>: {result}", c.message_id)?;
+            }
+        }
+        Some(MailboxErasure::Queued(why)) => say!(
+            "{} copy(ies) of their mail in the mailbox folders {folders} are queued for deletion: {why}; \
+             the daemon (`rsvpd run`) deletes them the next time it looks at the mailbox and logs what it deleted",
+            f.mailbox.len()
+        )?,
+    }
     if dry_run {
         say!("dry run: nothing was erased")?;
     }

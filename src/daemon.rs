@@ -52,6 +52,8 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
         Reading::Granted(lease) => {
             let mut source = Source::new(&app.config);
             let handled = mailbox::drain(&app, &mut source, lease.fence()).await;
+            // The reader also deletes what `forget` queued (it has the password).
+            erase_mailbox_copies(&app).await;
             // Given back before the rest, so a daemon waiting for it reads on.
             lease.release().await;
             handled.context("reading the mailbox")?
@@ -420,6 +422,15 @@ fn step_budget(timeout: Duration, commands: u32) -> Duration {
     timeout * (commands + 1)
 }
 
+/// Deletions of a person's mail that `forget` could not do itself (it had no
+/// mailbox password) are done by the mailbox worker when it is idle.
+/// A failure is logged and retried then; the request stays in the database.
+async fn erase_mailbox_copies(app: &App) {
+    if let Err(e) = crate::privacy::erase_mailbox_copies(&app.config, &app.store).await {
+        warn!(error = %format!("{e:#}"), "erasing mail from the mailbox folders failed; trying again when the mailbox is idle next");
+    }
+}
+
 const MAILBOX: &str = "mailbox";
 
 async fn mailbox_loop(
@@ -569,6 +580,7 @@ async fn read_mailbox(
             Ok(false) => {
                 failures = 0;
                 health.progress(MAILBOX);
+                erase_mailbox_copies(app).await;
                 // IDLE waits at most 25 minutes (see `Source::wait`).
                 let wait = poll.min(Duration::from_secs(25 * 60));
                 health.alive(MAILBOX, wait + step_budget(timeout, 2));

@@ -873,11 +873,16 @@ impl Renderer {
                     at: local(f.at),
                 })
                 .collect(),
-            delivery: d.delivery.as_ref().map(|p| DigestDelivery {
-                since: local(p.since),
-                ended: p.ended_at.map(local),
-                error: p.error.clone(),
-                fix: p.fix.clone(),
+            // The pause is stored in the log's English; the digest speaks
+            // the organizers' language.
+            delivery: d.delivery.as_ref().map(|p| {
+                let stage = Stage::parse(&p.stage);
+                DigestDelivery {
+                    since: local(p.since),
+                    ended: p.ended_at.map(local),
+                    error: stage.map_or_else(|| p.error.clone(), |s| s.error_in(&p.error, lang)),
+                    fix: stage.map_or_else(|| p.fix.clone(), |s| s.fix_in(lang).to_string()),
+                }
             }),
             confirmed: count(Status::Confirmed),
             people: d
@@ -1120,34 +1125,92 @@ impl Stage {
         }
     }
 
+    /// The stage as `as_str` spells it (the stored pause); None for an unknown one.
+    pub fn parse(s: &str) -> Option<Stage> {
+        [
+            Stage::Connect,
+            Stage::Tls,
+            Stage::Login,
+            Stage::Sender,
+            Stage::Data,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
     fn what(self) -> &'static str {
-        match self {
-            Stage::Connect => "cannot connect",
-            Stage::Tls => "TLS failed",
-            Stage::Login => "login refused",
-            Stage::Sender => "sender refused (MAIL FROM)",
-            Stage::Data => "message refused (DATA), not because of the recipient",
+        self.what_in(Language::En)
+    }
+
+    /// What failed, in `lang` (the log is English; the digest speaks the
+    /// organizers' language).
+    fn what_in(self, lang: Language) -> &'static str {
+        match (self, lang) {
+            (Stage::Connect, Language::En) => "cannot connect",
+            (Stage::Connect, Language::De) => "keine Verbindung",
+            (Stage::Tls, Language::En) => "TLS failed",
+            (Stage::Tls, Language::De) => "TLS fehlgeschlagen",
+            (Stage::Login, Language::En) => "login refused",
+            (Stage::Login, Language::De) => "Anmeldung abgelehnt",
+            (Stage::Sender, Language::En) => "sender refused (MAIL FROM)",
+            (Stage::Sender, Language::De) => "Absender abgelehnt (MAIL FROM)",
+            (Stage::Data, Language::En) => "message refused (DATA), not because of the recipient",
+            (Stage::Data, Language::De) => "Nachricht abgelehnt (DATA), nicht wegen des Empfängers",
         }
     }
 
     /// What an operator does about it.
     pub fn fix(self) -> &'static str {
-        match self {
-            Stage::Connect => {
+        self.fix_in(Language::En)
+    }
+
+    /// What an operator does about it, in `lang`.
+    pub fn fix_in(self, lang: Language) -> &'static str {
+        match (self, lang) {
+            (Stage::Connect, Language::En) => {
                 "check the host and port in [smtp] url and that the server is up and reachable from this machine"
             }
-            Stage::Tls => {
+            (Stage::Connect, Language::De) => {
+                "Host und Port in [smtp] url prüfen, und ob der Server läuft und von diesem Rechner aus erreichbar ist"
+            }
+            (Stage::Tls, Language::En) => {
                 "check the scheme in [smtp] url (smtps:// is TLS from the first byte, smtp:// uses STARTTLS) and, for a private CA, [smtp] ca_file"
             }
-            Stage::Login => {
+            (Stage::Tls, Language::De) => {
+                "das Schema in [smtp] url prüfen (smtps:// ist TLS vom ersten Byte an, smtp:// nutzt STARTTLS) und, bei einer eigenen CA, [smtp] ca_file"
+            }
+            (Stage::Login, Language::En) => {
                 "check the user in [smtp] url and the password in [smtp] password_file (or RSVPD_SMTP_PASSWORD): was it changed on the server? `rsvpd check` tries the login"
             }
-            Stage::Sender => {
+            (Stage::Login, Language::De) => {
+                "den Benutzer in [smtp] url und das Passwort in [smtp] password_file (oder RSVPD_SMTP_PASSWORD) prüfen: wurde es auf dem Server geändert? `rsvpd check` probiert die Anmeldung aus"
+            }
+            (Stage::Sender, Language::En) => {
                 "the server does not let this account send as [smtp] from: allow that address for the account on the server, or change [smtp] from"
             }
-            Stage::Data => {
+            (Stage::Sender, Language::De) => {
+                "der Server lässt dieses Konto nicht als [smtp] from senden: die Adresse für das Konto auf dem Server erlauben oder [smtp] from ändern"
+            }
+            (Stage::Data, Language::En) => {
                 "read the server's answer (size limit, content filter, sending quota) and its log; the mail stays in the outbox (`rsvpd outbox`)"
             }
+            (Stage::Data, Language::De) => {
+                "die Antwort des Servers (Größenlimit, Inhaltsfilter, Versandkontingent) und sein Log lesen; die Mail bleibt im Postausgang (`rsvpd outbox`)"
+            }
+        }
+    }
+
+    /// The stored error (`SetupProblem::error`, written for the log in
+    /// English) with its own words in `lang`; the server's answer stays as
+    /// the server said it.
+    pub fn error_in(self, error: &str, lang: Language) -> String {
+        let english = format!(": {}: ", self.what());
+        match (lang, error.strip_prefix("SMTP server ")) {
+            (Language::De, Some(rest)) if rest.contains(&english) => format!(
+                "SMTP-Server {}",
+                rest.replacen(&english, &format!(": {}: ", self.what_in(lang)), 1)
+            ),
+            _ => error.to_string(),
         }
     }
 }

@@ -1,15 +1,22 @@
 //! Privacy (DSGVO): personal data is kept only `[defaults] retention_days`
 //! after a conference ends, then purged; `rsvpd person` shows what is held
 //! about an address, `rsvpd forget` erases it — from the database rows, the
-//! digests that listed the person, the `.eml` copies of sent mail and
-//! SQLite's write-ahead log. The SQL lives in `storage`.
+//! digests that listed the person, the `.eml` copies of sent mail, SQLite's
+//! write-ahead log, and the copies of their mail in the mailbox folders. The
+//! SQL lives in `storage`.
+//!
+//! Deleting mailbox copies needs the mailbox credentials, and `forget` is a
+//! database command organizers run without them: so `forget` records the
+//! request in the database, carries it out at once when it can (a Maildir,
+//! or a readable IMAP password), and otherwise the daemon, which holds the
+//! password, carries it out and records and logs what it deleted.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use tracing::info;
 
 use crate::app::App;
-use crate::storage::Erased;
+use crate::storage::{Erased, MailboxCopy, Store};
 
 /// Purge the personal data of every conference that ended longer ago than the
 /// retention time. Cheap when there is nothing to do; safe to call often.
@@ -49,6 +56,44 @@ pub struct Forgotten {
     pub files: Vec<std::path::PathBuf>,
     /// What was done to the database files (SQLite's WAL, PostgreSQL).
     pub database_files: Option<String>,
+    /// Their mail in the mailbox folders (processed, review).
+    pub mailbox: Vec<MailboxCopy>,
+    /// What became of those copies (none in a dry run).
+    pub mailbox_erasure: Option<MailboxErasure>,
+}
+
+/// What `forget` did about the mailbox copies.
+#[derive(Debug)]
+pub enum MailboxErasure {
+    /// Deleted now: each copy with what was deleted where.
+    Done(Vec<(MailboxCopy, String)>),
+    /// Left for the daemon, and why.
+    Queued(String),
+}
+
+/// Carry out the requested deletions of mailbox copies (see the module
+/// documentation) and record each result. Requests stay pending when this
+/// fails, for the next try.
+pub async fn erase_mailbox_copies(
+    config: &crate::config::Config,
+    store: &Store,
+) -> anyhow::Result<Vec<(MailboxCopy, String)>> {
+    let pending = store.pending_mailbox_erasures().await?;
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let results = crate::mailbox::erase_copies(config, &pending)
+        .await
+        .context("deleting a person's mail from the mailbox folders")?;
+    let mut done = Vec::new();
+    for (copy, result) in pending.into_iter().zip(results) {
+        store
+            .mailbox_erasure_done(copy.inbound_id, &result, result.starts_with("deleted "))
+            .await?;
+        info!(message = copy.inbound_id, %result, "mailbox copy of a person's mail erased on request");
+        done.push((copy, result));
+    }
+    Ok(done)
 }
 
 /// Whether `raw` (a whole message) mentions any of `needles`, in its bytes or
@@ -68,11 +113,11 @@ fn mentions(raw: &[u8], needles: &[String]) -> bool {
 /// `dry_run` only say what would go: the database rows, the bodies of the
 /// organizers' digests that listed the person, the `.eml` copies of mail
 /// sent to or about them, and old page copies in SQLite's write-ahead log
-/// (its deletes overwrite with zeros). Mail in the mailbox folders is not
-/// touched here.
+/// (its deletes overwrite with zeros), and their mail in the mailbox folders
+/// (now or by the daemon, see the module documentation).
 pub async fn forget(
     config: &crate::config::Config,
-    store: &crate::storage::Store,
+    store: &Store,
     email: &str,
     dry_run: bool,
 ) -> anyhow::Result<Forgotten> {
@@ -119,11 +164,25 @@ pub async fn forget(
         digests: digests.len(),
         files,
         database_files: None,
+        mailbox: store.mailbox_copies(&email).await?,
+        mailbox_erasure: None,
     };
     if dry_run {
         return Ok(report);
     }
     store.forget(&email).await?;
+    report.mailbox_erasure = Some(match &config.mailbox.source {
+        crate::config::MailboxSource::Imap(server) if server.password.read().is_err() => {
+            MailboxErasure::Queued(format!(
+                "this command cannot read the IMAP password ({})",
+                server.password.describe()
+            ))
+        }
+        _ => match erase_mailbox_copies(config, store).await {
+            Ok(done) => MailboxErasure::Done(done),
+            Err(e) => MailboxErasure::Queued(format!("{e:#}")),
+        },
+    });
     store.erase_outbox_bodies(&digests).await?;
     for f in &report.files {
         std::fs::remove_file(f)

@@ -93,7 +93,7 @@ mod web;
 pub use claims::lease_for;
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use ops::DeliveryPause;
-pub use privacy::{Erased, PersonData};
+pub use privacy::{Erased, MailboxCopy, PersonData};
 pub use reader::{
     Fence, Fenced, HEARTBEAT, Holder, READER_LOCK, ReaderLease, ReaderRole, Reading, STALE,
     STANDBY_WAIT, is_fenced,

@@ -7,8 +7,9 @@
 //! with UIDVALIDITY checked. Mail is fetched and filed away in UID sets, one
 //! command for many messages (a round trip per batch, not per mail). Handled
 //! messages are moved with UID MOVE; a server without MOVE gets COPY plus the
-//! keyword `$RsvpdDone` — never an EXPUNGE, which could remove other people's
-//! deleted-flagged mail.
+//! keyword `$RsvpdDone` — never a plain EXPUNGE, which could remove other
+//! people's deleted-flagged mail. The one deletion, of a person's mail on
+//! request (`erase`), is by UID with UID EXPUNGE.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -174,6 +175,8 @@ pub fn connect(server: &ImapServer, timeout: Duration) -> anyhow::Result<Session
 pub struct Caps {
     pub idle: bool,
     pub moves: bool,
+    /// UID EXPUNGE (RFC 4315): the only expunge that touches no other mail.
+    pub uidplus: bool,
 }
 
 pub fn capabilities(session: &mut Session) -> anyhow::Result<Caps> {
@@ -181,6 +184,7 @@ pub fn capabilities(session: &mut Session) -> anyhow::Result<Caps> {
     Ok(Caps {
         idle: caps.has_str("IDLE"),
         moves: caps.has_str("MOVE"),
+        uidplus: caps.has_str("UIDPLUS"),
     })
 }
 
@@ -339,6 +343,59 @@ pub fn file_away(
             .with_context(|| format!("UID STORE {set}"))?;
     }
     Ok(())
+}
+
+/// Delete from `folder` exactly the messages whose Message-ID is in `ids`
+/// (without angle brackets), by UID: UID SEARCH finds candidates (it matches
+/// substrings, so each hit's own header is checked), UID STORE marks them
+/// \Deleted and UID EXPUNGE removes only those. Returns the UIDs deleted per id.
+/// Without UIDPLUS nothing is touched: a plain EXPUNGE would also remove
+/// other mail someone marked deleted.
+pub fn erase(
+    session: &mut Session,
+    caps: Caps,
+    folder: &str,
+    ids: &[&str],
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    if !caps.uidplus {
+        bail!(
+            "the IMAP server does not offer UIDPLUS, so rsvpd cannot delete single messages by UID; delete the person's mail in `{folder}` by hand"
+        );
+    }
+    select(session, folder)?;
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        let candidates: Vec<u32> = session
+            .uid_search(format!("HEADER Message-ID {}", quote(id)))
+            .with_context(|| format!("UID SEARCH in `{folder}`"))?
+            .into_iter()
+            .collect();
+        let exact = fetch(session, &candidates, true)?
+            .into_iter()
+            .filter(|(_, header)| {
+                mail_parser::MessageParser::default()
+                    .parse_headers(header.as_slice())
+                    .and_then(|m| {
+                        m.message_id()
+                            .map(|m| m.trim_matches(['<', '>']).trim() == *id)
+                    })
+                    .unwrap_or(false)
+            })
+            .map(|(uid, _)| uid)
+            .collect::<Vec<_>>();
+        found.push(exact);
+    }
+    let all: Vec<u32> = found.iter().flatten().copied().collect();
+    if !all.is_empty() {
+        let set = uid_set(&all);
+        session
+            .run_command_and_check_ok(format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"))
+            .with_context(|| format!("UID STORE {set} \\Deleted in `{folder}`"))?;
+        session
+            .uid_expunge(&set)
+            .with_context(|| format!("UID EXPUNGE {set} in `{folder}`"))?;
+    }
+    Ok(found)
 }
 
 /// Wait in IDLE up to `timeout`; true when the server reported a change.

@@ -4,7 +4,8 @@
 //! in `new/` and `cur/` are waiting; a handled one is renamed into the Maildir++
 //! subfolder of `processed_folder` or `review_folder` (`.rsvpd.processed/cur/`),
 //! marked seen. A rename within one file system is atomic, so a message is always
-//! in exactly one place. Files are never deleted.
+//! in exactly one place. Files are deleted only on a person's request
+//! (`erase`), and only the files of their own mail.
 
 use std::path::{Path, PathBuf};
 
@@ -155,6 +156,42 @@ impl Maildir {
     }
 }
 
+impl Maildir {
+    /// Delete the copies of the message that arrived as `name` (the NAME of a
+    /// `maildir:NAME` location) from the processed and review folders;
+    /// returns "FOLDER: FILE" for each file deleted.
+    pub fn erase(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let mut deleted = Vec::new();
+        for folder in [&self.processed, &self.review] {
+            let label = folder
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for sub in ["cur", "new"] {
+                let dir = folder.join(sub);
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot read {}", dir.display()));
+                    }
+                };
+                for entry in entries {
+                    let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    if base_name(&file) != name {
+                        continue;
+                    }
+                    std::fs::remove_file(entry.path())
+                        .with_context(|| format!("cannot delete {}", entry.path().display()))?;
+                    deleted.push(format!("{label}: {file}"));
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +228,15 @@ mod tests {
         m.file_away(&path, true).unwrap();
         assert!(dir.path().join(".rsvpd.review/cur/1.a.host:2,S").exists());
         assert!(m.next_message().unwrap().is_none());
+        std::fs::write(dir.path().join(".rsvpd.review/cur/1.a.hostx:2,S"), b"other").unwrap();
+        assert_eq!(
+            m.erase("1.a.host").unwrap(),
+            vec![".rsvpd.review: 1.a.host:2,S".to_string()]
+        );
+        assert!(!dir.path().join(".rsvpd.review/cur/1.a.host:2,S").exists());
+        assert!(
+            dir.path().join(".rsvpd.review/cur/1.a.hostx:2,S").exists(),
+            "only that message"
+        );
     }
 }

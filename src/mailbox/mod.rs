@@ -4,7 +4,8 @@
 //! A source yields one message at a time with a location that names it uniquely
 //! (`imap:FOLDER:UIDVALIDITY:UID`, `maildir:NAME`); after the pipeline has stored
 //! the outcome, the message is filed away — into `processed_folder`, or into
-//! `review_folder` when it needs a human. Mail is never deleted. The order is what
+//! `review_folder` when it needs a human. Mail is never deleted, except a
+//! person's own mail on their request (`erase_copies`). The order is what
 //! makes crashes harmless: store first, then move; a message whose move was lost
 //! is seen again, found already handled by its location, and only moved.
 //!
@@ -400,6 +401,116 @@ impl ImapSource {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// Delete `copies` (a person's mail, on request) from the processed and
+/// review folders: the one place rsvpd deletes mail, because the law asks for
+/// it. Maildir files go by the name they arrived with; on IMAP, the messages
+/// with the copy's Message-ID go by UID (their UID changed when they were
+/// moved). Returns, for each copy in order, what was deleted where.
+pub async fn erase_copies(
+    config: &Config,
+    copies: &[crate::storage::MailboxCopy],
+) -> anyhow::Result<Vec<String>> {
+    let mailbox = &config.mailbox;
+    let folders = format!(
+        "`{}` or `{}`",
+        mailbox.processed_folder, mailbox.review_folder
+    );
+    let not_found = move |what: &str| format!("{what} not in {folders} (already gone)");
+    match &mailbox.source {
+        MailboxSource::Maildir(root) => {
+            let m = maildir::Maildir::new(
+                root.clone(),
+                &mailbox.processed_folder,
+                &mailbox.review_folder,
+                mailbox.max_message_size,
+            );
+            let copies = copies.to_vec();
+            let not_found = not_found.clone();
+            tokio::task::spawn_blocking(move || {
+                copies
+                    .iter()
+                    .map(|c| {
+                        let Some(name) = c.location.strip_prefix("maildir:") else {
+                            return Ok(format!(
+                                "{} came from another mailbox; not here",
+                                c.location
+                            ));
+                        };
+                        let deleted = m.erase(name)?;
+                        Ok(if deleted.is_empty() {
+                            not_found(&format!("file {name}"))
+                        } else {
+                            format!("deleted {}", deleted.join(", "))
+                        })
+                    })
+                    .collect()
+            })
+            .await
+            .context("the Maildir thread failed")?
+        }
+        MailboxSource::Imap(server) => {
+            let server = server.clone();
+            let timeout = mailbox.timeout;
+            let targets = [
+                mailbox.processed_folder.clone(),
+                mailbox.review_folder.clone(),
+            ];
+            // Mail without a Message-ID has a synthetic one (`pipeline`) that
+            // no server can search for.
+            let searchable = |c: &crate::storage::MailboxCopy| {
+                c.location.starts_with("imap:") && !c.message_id.ends_with("@rsvpd.invalid")
+            };
+            let ids: Vec<String> = copies
+                .iter()
+                .filter(|c| searchable(c))
+                .map(|c| c.message_id.clone())
+                .collect();
+            let per_folder = tokio::task::spawn_blocking(move || {
+                let mut s = imap::connect(&server, timeout)?;
+                let caps = imap::capabilities(&mut s)?;
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                let mut out = Vec::new();
+                for folder in &targets {
+                    let name = imap::ensure_folder(&mut s, folder)?;
+                    out.push((name.clone(), imap::erase(&mut s, caps, &name, &ids)?));
+                }
+                // Closing is courtesy; the deletions are done.
+                let _ = s.logout();
+                anyhow::Ok(out)
+            })
+            .await
+            .context("the IMAP thread failed")??;
+            let mut next = 0;
+            Ok(copies
+                .iter()
+                .map(|c| {
+                    if !c.location.starts_with("imap:") {
+                        return format!("{} came from another mailbox; not here", c.location);
+                    }
+                    if !searchable(c) {
+                        return "not searchable on IMAP: the mail had no Message-ID; delete it by hand".into();
+                    }
+                    let i = next;
+                    next += 1;
+                    let deleted: Vec<String> = per_folder
+                        .iter()
+                        .filter(|(_, found)| !found[i].is_empty())
+                        .map(|(folder, found)| {
+                            let uids: Vec<String> = found[i].iter().map(u32::to_string).collect();
+                            format!("{folder}: UID {}", uids.join(", "))
+                        })
+                        .collect();
+                    if deleted.is_empty() {
+                        not_found(&format!("Message-ID <{}>", c.message_id))
+                    } else {
+                        format!("deleted {}", deleted.join("; "))
+                    }
+                })
+                .collect())
+        }
     }
 }
 

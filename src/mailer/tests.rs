@@ -446,3 +446,47 @@ fn the_templates_readme_documents_every_placeholder() {
     missing.dedup();
     assert!(missing.is_empty(), "templates/README.md lacks {missing:?}");
 }
+
+/// Regression: the German digest carried the log's English texts for a
+/// paused delivery ("login refused", "check the user in [smtp] url …").
+#[test]
+fn the_german_digest_says_what_paused_sending_in_german() {
+    let (_dir, config, r) = renderer(CONF);
+    let conf = &config.conferences[0];
+    let rendered = render_kind(&r, conf, Kind::Digest, Language::De);
+    let text = view(&rendered.raw);
+    assert!(
+        text.contains(
+            "SMTP-Server smtp.example.org:587: Anmeldung abgelehnt: permanent error (535)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(Stage::Login.fix_in(Language::De)), "{text}");
+    for english in [Stage::Login.fix(), "login refused", "SMTP server"] {
+        assert!(!text.contains(english), "`{english}` in: {text}");
+    }
+    let rendered = render_kind(&r, conf, Kind::Digest, Language::En);
+    assert!(view(&rendered.raw).contains(Stage::Login.fix()));
+}
+
+#[test]
+fn every_stage_reads_back_and_has_german_words() {
+    for stage in [
+        Stage::Connect,
+        Stage::Tls,
+        Stage::Login,
+        Stage::Sender,
+        Stage::Data,
+    ] {
+        assert_eq!(Stage::parse(stage.as_str()), Some(stage));
+        assert_ne!(stage.fix_in(Language::De), stage.fix_in(Language::En));
+        let error = SetupProblem::new(stage, "h:25", "535 no", true).error;
+        let german = stage.error_in(&error, Language::De);
+        assert!(
+            german.starts_with("SMTP-Server h:25: ") && german.ends_with(": 535 no"),
+            "{german}"
+        );
+        assert_ne!(german, error);
+    }
+    assert_eq!(Stage::parse("sideways"), None);
+}

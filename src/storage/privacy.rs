@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::{
-    InboundOutcome, OutboxState, Registration, RegistrationRow, Store, StoreTx, registrations,
+    InboundOutcome, OutboxState, Registration, RegistrationRow, Store, StoreTx, Ts, registrations,
 };
 
 /// What rsvpd holds about one address (`rsvpd person`).
@@ -38,7 +38,29 @@ pub struct Erased {
     pub registrations: u64,
     pub messages_received: u64,
     pub messages_sent: u64,
+    /// Copies in the mailbox folders whose deletion was requested.
+    pub mailbox_copies: u64,
 }
+
+/// A copy of a person's mail in the mailbox folders (processed or review),
+/// found by the inbound row that erasure keeps: its Message-ID and location.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct MailboxCopy {
+    pub inbound_id: i64,
+    pub message_id: String,
+    /// `imap:FOLDER:UIDVALIDITY:UID` (where it arrived) or `maildir:NAME`.
+    pub location: String,
+    pub outcome: String,
+}
+
+/// The inbound mail from or about the person `$1` that came from the mailbox
+/// (not `ingest`ed files): sent by them, or the source of a change to one of
+/// their registrations (someone registering them). Evaluated before the
+/// erasure, which removes both links.
+const PERSONS_MAILBOX_MAIL: &str = "(from_addr = $1 OR message_id IN (
+        SELECT a.source_message_id FROM audit a JOIN registrations r ON r.id = a.registration_id
+        WHERE r.email = $1 AND a.source_message_id IS NOT NULL))
+    AND (location LIKE 'imap:%' OR location LIKE 'maildir:%')";
 
 impl Store {
     pub async fn person(&self, email: &str) -> anyhow::Result<PersonData> {
@@ -105,6 +127,20 @@ impl Store {
                 .await
         })
         .context("finding registrations")?;
+        // First, while the links to the person still exist.
+        let mailbox_copies = on_tx!(tx, |c| {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO mailbox_erasures (inbound_id, requested_at)
+                 SELECT id, $2 FROM inbound_messages WHERE {PERSONS_MAILBOX_MAIL}
+                 ON CONFLICT (inbound_id) DO NOTHING"
+            )))
+            .bind(&email)
+            .bind(Ts(chrono::Utc::now()))
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .context("recording the erasure of the mailbox copies")?;
         let erased = erase_registrations(&mut tx, &ids).await?;
         let received = on_tx!(tx, |c| {
             sqlx::query(
@@ -134,7 +170,68 @@ impl Store {
             registrations: erased,
             messages_received: received,
             messages_sent: sent,
+            mailbox_copies,
         })
+    }
+
+    /// The copies of `email`'s mail in the mailbox folders that `forget`
+    /// would ask to delete (for `forget --dry-run`).
+    pub async fn mailbox_copies(&self, email: &str) -> anyhow::Result<Vec<MailboxCopy>> {
+        let email = email.trim().to_lowercase();
+        let rows = on_pool!(self, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id AS inbound_id, message_id, location, outcome FROM inbound_messages
+                 WHERE {PERSONS_MAILBOX_MAIL} ORDER BY id"
+            )))
+            .bind(&email)
+            .fetch_all(c)
+            .await
+        })
+        .context("finding the person's mail in the mailbox")?;
+        Ok(rows)
+    }
+
+    /// Mailbox copies whose deletion was requested and not yet carried out.
+    pub async fn pending_mailbox_erasures(&self) -> anyhow::Result<Vec<MailboxCopy>> {
+        let rows = on_pool!(self, |c| {
+            sqlx::query_as(
+                "SELECT m.id AS inbound_id, m.message_id, m.location, m.outcome
+                 FROM mailbox_erasures e JOIN inbound_messages m ON m.id = e.inbound_id
+                 WHERE e.done_at IS NULL ORDER BY m.id",
+            )
+            .fetch_all(c)
+            .await
+        })
+        .context("reading the requested mailbox erasures")?;
+        Ok(rows)
+    }
+
+    /// Record that the copies of inbound message `inbound_id` were dealt with:
+    /// `result` says what was deleted where (`deleted` says it deleted some).
+    /// Two processes may carry out the same request at once (the CLI and the
+    /// daemon, or two daemons on PostgreSQL): the one that found nothing left
+    /// does not overwrite the one that deleted.
+    pub async fn mailbox_erasure_done(
+        &self,
+        inbound_id: i64,
+        result: &str,
+        deleted: bool,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, |c| {
+            sqlx::query(
+                "UPDATE mailbox_erasures SET done_at = $2, result = $3
+                 WHERE inbound_id = $1 AND (done_at IS NULL OR $4)",
+            )
+            .bind(inbound_id)
+            .bind(Ts(chrono::Utc::now()))
+            .bind(result)
+            .bind(deleted)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .context("recording a mailbox erasure")?;
+        Ok(())
     }
 
     /// Erase the registrations of `conference` (it ended longer ago than the
@@ -167,6 +264,7 @@ impl Store {
             registrations,
             messages_received: received,
             messages_sent: sent,
+            mailbox_copies: 0,
         })
     }
 

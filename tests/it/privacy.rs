@@ -47,6 +47,12 @@ fn person_shows_everything_and_forget_erases_it(backend: Backend) {
 
     let out = app.ok(&["forget", "ayse@example.net"]);
     assert!(out.contains("erased 1 registration"), "{out}");
+    // With the password at hand, `forget` deletes the mailbox copy itself.
+    assert!(
+        out.contains("<dsgvo-1@example.net>: deleted rsvpd.processed: UID "),
+        "{out}"
+    );
+    assert!(dovecot.list_folder(MAILBOX, "rsvpd.processed").is_empty());
     let p = person(&app, "ayse@example.net");
     assert_eq!(
         p["registrations"].as_array().map(Vec::len),
@@ -165,10 +171,30 @@ fn traces(files: &[std::path::PathBuf], needle: &str) -> Vec<String> {
     found
 }
 
+/// Before an erasure: every needle is somewhere in `files` (so the search
+/// after it can fail).
+fn assert_stored(files: &[std::path::PathBuf], needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            !traces(files, needle).is_empty(),
+            "`{needle}` was never stored"
+        );
+    }
+}
+
+/// After an erasure: no needle is anywhere in `files`.
+fn assert_gone(files: &[std::path::PathBuf], needles: &[&str]) {
+    for needle in needles {
+        let left = traces(files, needle);
+        assert!(left.is_empty(), "`{needle}` is still in: {left:#?}");
+    }
+}
+
 /// `forget` erases from the database file itself and its write-ahead log
-/// (secure_delete, checkpoint), and from the `.eml` copies of sent mail:
-/// afterwards neither the address nor the name is in any of those bytes.
-/// `--dry-run` lists what would go and erases nothing.
+/// (secure_delete, checkpoint), from the `.eml` copies of sent mail and from
+/// the Maildir (its processed and review folders): afterwards neither the
+/// address nor the name is in any of those bytes. `--dry-run` lists what
+/// would go and erases nothing.
 #[test]
 fn forget_leaves_no_trace_in_the_database_files_or_the_sent_copies() {
     let dir = crate::cli::demo_copy();
@@ -192,18 +218,17 @@ fn forget_leaves_no_trace_in_the_database_files_or_the_sent_copies() {
     let var = dir.path().join("var/demo");
     let places = || {
         let mut files = files_under(&var.join("sent"));
+        files.extend(files_under(&var.join("inbox")));
         files.extend(["rsvpd.db", "rsvpd.db-wal"].map(|f| var.join(f)));
         files
     };
+    let inbox_before = files_under(&var.join("inbox")).len();
+    assert!(
+        !traces(&files_under(&var.join("inbox/.rsvpd.processed")), address).is_empty(),
+        "her mail was filed into the processed folder"
+    );
     // The test can fail: before, both are there.
-    assert!(
-        !traces(&places(), address).is_empty(),
-        "the address was never stored"
-    );
-    assert!(
-        !traces(&places(), name).is_empty(),
-        "the name was never stored"
-    );
+    assert_stored(&places(), &[address, name]);
     let sent_before = files_under(&var.join("sent")).len();
 
     let dry = rsvpd(&["forget", address, "--dry-run"]);
@@ -212,6 +237,13 @@ fn forget_leaves_no_trace_in_the_database_files_or_the_sent_copies() {
         "{dry}"
     );
     assert!(dry.contains(".eml"), "the sent copy is listed: {dry}");
+    assert!(
+        dry.contains("would delete 2 copy(ies)")
+            && dry.contains("<5F3A-11@example.net>")
+            && dry.contains("<5F3A-99@example.net>"),
+        "her two mails in the mailbox are listed: {dry}"
+    );
+    assert_eq!(files_under(&var.join("inbox")).len(), inbox_before);
     assert_eq!(
         files_under(&var.join("sent")).len(),
         sent_before,
@@ -227,15 +259,143 @@ fn forget_leaves_no_trace_in_the_database_files_or_the_sent_copies() {
         out.contains("erased 1 registration(s)") && out.contains("write-ahead log"),
         "{out}"
     );
-    for needle in [address, name] {
-        let left = traces(&places(), needle);
-        assert!(left.is_empty(), "`{needle}` is still in: {left:#?}");
-    }
+    assert_gone(&places(), &[address, name]);
     assert!(files_under(&var.join("sent")).len() < sent_before);
+    // Exactly her two mails went from the Maildir, and the command says which.
+    assert!(
+        out.contains("<5F3A-11@example.net>: deleted .rsvpd.processed: 1790000002.M2P1.demo")
+            && out.contains("<5F3A-99@example.net>: deleted .rsvpd."),
+        "{out}"
+    );
+    assert_eq!(files_under(&var.join("inbox")).len(), inbox_before - 2);
     // Everyone else is still there.
     let others = rsvpd(&["attendees", "miko-2027", "--format", "json"]);
     assert!(
         others.contains('@') && !others.contains(address),
         "{others}"
     );
+}
+
+/// The IMAP side of erasure, and the path without credentials: `forget` run
+/// by an organizer who cannot read the IMAP password queues the deletion; the
+/// daemon deletes exactly the person's messages from the processed and review
+/// folders by UID and records it; afterwards neither the address nor the name
+/// is in any file of Dovecot's mail store, while other people's mail stays.
+#[test]
+fn forget_erases_the_imap_copies_by_uid_through_the_daemon() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    // The service's credential file, which the organizer below cannot read.
+    let app = Rsvpd::with_config(
+        &dovecot,
+        &sink,
+        "password_file = \"imap-password\"\n",
+        CONFERENCES,
+    );
+    let credential = app.dir.path().join("imap-password");
+    std::fs::write(&credential, dovecot.password()).expect("write the password file");
+    let (address, name) = ("ayse@example.net", "Ayşe Yılmaz");
+    let register = "Hiermit melde ich mich zur Migrationskonferenz an.";
+    for (who, from, subject, id, body) in [
+        (
+            name,
+            address,
+            "Anmeldung Migrationskonferenz",
+            "dsgvo-imap-1@example.net",
+            register,
+        ),
+        // Goes to review: a question, no registration.
+        (
+            name,
+            address,
+            "Frage",
+            "dsgvo-imap-2@example.net",
+            "Gibt es Parkplätze?",
+        ),
+        (
+            "Omar Haddad",
+            "omar@example.com",
+            "Anmeldung Migrationskonferenz",
+            "dsgvo-imap-3@example.net",
+            register,
+        ),
+    ] {
+        dovecot.deliver(MAILBOX, &mail(who, from, MAILBOX, subject, id, body));
+    }
+    app.run_once();
+    let store = dovecot.maildir_path(MAILBOX);
+    let places = || files_under(&store);
+    assert_stored(&places(), &[address, name]);
+    let processed = dovecot.list_folder(MAILBOX, "rsvpd.processed").len();
+    let review = dovecot.list_folder(MAILBOX, "rsvpd.review").len();
+    assert_eq!(processed + review, 3, "all three filed away");
+
+    let dry = app.ok(&["forget", address, "--dry-run"]);
+    assert!(
+        dry.contains("would delete 2 copy(ies)") && dry.contains("<dsgvo-imap-2@example.net>"),
+        "{dry}"
+    );
+    // An organizer without the service's credentials (the test runs as root,
+    // whom file modes do not stop: the file is taken away instead).
+    let hidden = app.dir.path().join("imap-password.away");
+    std::fs::rename(&credential, &hidden).expect("hide the password file");
+    let out = app.output(&["forget", address]);
+    std::fs::rename(&hidden, &credential).expect("restore the password file");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 copy(ies)") && stdout.contains("queued for deletion"),
+        "{stdout}"
+    );
+    assert_eq!(
+        dovecot.list_folder(MAILBOX, "rsvpd.processed").len()
+            + dovecot.list_folder(MAILBOX, "rsvpd.review").len(),
+        3,
+        "nothing deleted without the password"
+    );
+
+    let run = app.output(&["run", "--once"]);
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    assert!(
+        log.contains("mailbox copy of a person's mail erased on request") && log.contains("UID"),
+        "the daemon says what it deleted: {log}"
+    );
+    let left: Vec<_> = ["rsvpd.processed", "rsvpd.review"]
+        .iter()
+        .flat_map(|f| dovecot.list_folder(MAILBOX, f))
+        .collect();
+    assert_eq!(left.len(), 1, "exactly her two mails went");
+    assert!(String::from_utf8_lossy(&left[0].2).contains("omar@example.com"));
+    // The message files are gone; Dovecot's own header cache still holds
+    // the old entries until it is purged, which only the mail server's admin
+    // can do (README, "Erasure"): first rsvpd's part, then the whole store.
+    let messages = || {
+        places()
+            .into_iter()
+            .filter(|f| !f.to_string_lossy().contains("dovecot.index"))
+            .collect::<Vec<_>>()
+    };
+    assert_gone(&messages(), &[address, name]);
+    dovecot.doveadm(&[
+        "mailbox",
+        "cache",
+        "purge",
+        "-u",
+        MAILBOX,
+        "INBOX",
+        "rsvpd.processed",
+        "rsvpd.review",
+    ]);
+    assert_gone(&places(), &[address, name]);
+    assert!(
+        !traces(&places(), "omar@example.com").is_empty(),
+        "other people's mail stays"
+    );
+    let results = app.db(async |s| s.pending_mailbox_erasures().await);
+    assert!(results.is_empty(), "the requests are recorded as done");
 }

@@ -333,6 +333,25 @@ impl Dovecot {
         }
     }
 
+    /// Run `doveadm ARGS` against this instance (as the mail server's admin
+    /// would, e.g. `mailbox cache purge`); panics with its output on failure.
+    pub fn doveadm(&self, args: &[&str]) -> String {
+        let doveadm = find_binary("doveadm", "dovecot-core");
+        let out = Command::new(doveadm)
+            .arg("-c")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run doveadm: {e}"));
+        assert!(
+            out.status.success(),
+            "doveadm {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn config_path(&self) -> PathBuf {
         self.dir.path().join("dovecot.conf")
     }
