@@ -24,6 +24,9 @@ pub struct App {
     /// Woken when registrations change (or the config does), so the scheduler
     /// recomputes its next due time instead of polling.
     pub schedule_wakeup: tokio::sync::Notify,
+    /// Mails the server took whose outcome is not committed yet (see
+    /// `outbox::record_pending`).
+    pub outbox_pending: std::sync::Mutex<Vec<(i64, crate::storage::Outcome)>>,
 }
 
 impl App {
@@ -37,6 +40,7 @@ impl App {
             renderer,
             outbox_wakeup: tokio::sync::Notify::new(),
             schedule_wakeup: tokio::sync::Notify::new(),
+            outbox_pending: std::sync::Mutex::new(Vec::new()),
         }))
     }
 

@@ -39,62 +39,89 @@ use crate::schedule;
 use crate::storage::{ReaderLease, ReaderRole, Reading, is_fenced};
 use crate::web;
 
-/// `rsvpd run --once`: drain the mailbox, then the due schedules, then send
-/// what is due, then return.
+/// `rsvpd run --once`: drain the mailbox, then the due schedules, while
+/// sending what is due side by side; return when both are done.
 pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;
-    let reading = app
-        .store
-        .try_read_mailbox(ReaderRole::Once, Duration::ZERO)
-        .await?;
-    let handled = match reading {
-        Reading::Granted(lease) => {
-            let mut source = Source::new(&app.config);
-            let handled = mailbox::drain(&app, &mut source, lease.fence()).await;
-            // The reader also deletes what `forget` queued (it has the password).
-            erase_mailbox_copies(&app).await;
-            // Given back before the rest, so a daemon waiting for it reads on.
-            lease.release().await;
-            handled.context("reading the mailbox")?
-        }
-        Reading::Busy(holder) => {
-            info!(
-                "the mailbox is read by another rsvpd ({holder}); leaving it to that one and running only the due schedules and the outbox"
-            );
-            0
-        }
-    };
-    let scheduled = schedule::drain(&app, chrono::Utc::now())
-        .await
-        .context("running the due schedules")?;
-    crate::privacy::purge_due(&app, chrono::Utc::now())
-        .await
-        .context("purging personal data after the retention time")?;
-    let mut sent = 0;
-    let mut throttled = false;
-    loop {
-        match outbox::step(&app, &transport).await? {
-            Step::Worked => sent += 1,
-            Step::Throttled(until) => {
-                if !std::mem::replace(&mut throttled, true) {
-                    info!("{}", outbox::backlog_notice(&app).await?);
+    let mut source = Source::new(&app.config);
+    // Set once nothing more will be queued by this run.
+    let read = std::sync::atomic::AtomicBool::new(false);
+    let reading = async {
+        let result = async {
+            let reader = app
+                .store
+                .try_read_mailbox(ReaderRole::Once, Duration::ZERO)
+                .await?;
+            let handled = match reader {
+                Reading::Granted(lease) => {
+                    let handled = mailbox::drain(&app, &mut source, lease.fence()).await;
+                    // The reader also deletes what `forget` queued (it has the password).
+                    erase_mailbox_copies(&app).await;
+                    // Given back before the rest, so a daemon waiting for it reads on.
+                    lease.release().await;
+                    handled.context("reading the mailbox")?
                 }
-                let wait = (until - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::from_millis(200));
-                tokio::time::sleep(wait).await;
-            }
-            Step::Idle(_) => break,
-            Step::Paused(until) => {
-                warn!(
-                    retry_at = %crate::storage::ts(until),
-                    "sending is paused (see the error above); queued mail stays in the outbox"
-                );
-                break;
+                Reading::Busy(holder) => {
+                    info!(
+                        "the mailbox is read by another rsvpd ({holder}); leaving it to that one and running only the due schedules and the outbox"
+                    );
+                    0
+                }
+            };
+            let scheduled = schedule::drain(&app, chrono::Utc::now())
+                .await
+                .context("running the due schedules")?;
+            crate::privacy::purge_due(&app, chrono::Utc::now())
+                .await
+                .context("purging personal data after the retention time")?;
+            anyhow::Ok((handled, scheduled))
+        }
+        .await;
+        read.store(true, std::sync::atomic::Ordering::SeqCst);
+        app.outbox_wakeup.notify_one();
+        result
+    };
+    let sending = async {
+        let mut sent = 0;
+        let mut throttled = false;
+        loop {
+            // Read before the step: an empty outbox ends the run only if
+            // reading had finished before the outbox was looked at.
+            let finished = read.load(std::sync::atomic::Ordering::SeqCst);
+            let wait = match outbox::step_many(&app, &transport, outbox::BATCH).await? {
+                (Step::Worked, n) => {
+                    sent += n;
+                    continue;
+                }
+                (Step::Throttled(until), _) => {
+                    if !std::mem::replace(&mut throttled, true) {
+                        info!("{}", outbox::backlog_notice(&app).await?);
+                    }
+                    (until - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::from_millis(200))
+                }
+                (Step::Idle(_), _) if finished => break,
+                (Step::Idle(_), _) => Duration::from_millis(200),
+                (Step::Paused(until), _) => {
+                    warn!(
+                        retry_at = %crate::storage::ts(until),
+                        "sending is paused (see the error above); queued mail stays in the outbox"
+                    );
+                    break;
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = app.outbox_wakeup.notified() => {}
             }
         }
-    }
+        anyhow::Ok(sent)
+    };
+    let (read, sent) = tokio::join!(reading, sending);
+    let (handled, scheduled) = read?;
+    let sent = sent?;
     info!(handled, scheduled, sent, "run --once finished");
     app.store.close().await;
     Ok(())
@@ -172,6 +199,9 @@ async fn stop(running: Running) {
         for t in tasks {
             let _ = t.await;
         }
+    }
+    if let Err(e) = outbox::record_pending(&running.app).await {
+        warn!(error = %format!("{e:#}"), "could not record the mail sent last; it may go out once more");
     }
     if let Err(e) = running.app.store.release_claims().await {
         warn!(error = %format!("{e:#}"), "could not give back the outbox claims; they lapse with their lease");
@@ -631,14 +661,18 @@ async fn outbox_loop(
     if let Err(e) = outbox::retry_now(&app).await {
         error!(error = %format!("{e:#}"), "reading the delivery pause failed");
     }
-    // Connect, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, the message.
-    let budget = step_budget(app.config.smtp.timeout, 8);
+    // Connect, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, the message — for
+    // each of the mails one connection sends in a step.
+    let mails = u32::try_from(outbox::MAILS_PER_CONNECTION).unwrap_or(u32::MAX);
+    let budget = step_budget(app.config.smtp.timeout, 8) * mails;
     let mut failures = 0u32;
     // Say once per burst how long the rate limit makes it take.
     let mut throttled = false;
     while !*stop.borrow() {
         health.alive(ME, budget);
-        let step = outbox::step(&app, &transport).await;
+        let step = outbox::step_many(&app, &transport, outbox::BATCH)
+            .await
+            .map(|(step, _)| step);
         match &step {
             Ok(Step::Throttled(_)) if !throttled => {
                 throttled = true;

@@ -1,4 +1,4 @@
-//! The outbox worker: sends queued mail, one message per step.
+//! The outbox worker: sends queued mail, a batch of due messages per step.
 //!
 //! Retry state lives in the database (attempts, next attempt, last error, the
 //! pause), never in memory, so a restart picks up exactly where the last run
@@ -8,10 +8,13 @@
 //! of the server or of our setup (connection, TLS, login, sender, a 5xx to
 //! DATA not about the recipient) pauses the whole queue with a growing backoff,
 //! says what to fix, and marks nobody. The rate limit
-//! (`max_per_minute`) is counted from the sent rows, so it holds across restarts.
-//! A crash between the server's 250 and our commit sends that one mail twice;
-//! that is the only duplicate possible. A mail is claimed before it is sent
-//! (`Store::claim_due`), so senders working side by side never send one mail
+//! (`max_per_minute`) is counted from the sent and the claimed rows when mail
+//! is claimed, so it holds across restarts and for all senders together.
+//! A step claims a batch, sends it over a few SMTP connections side by side
+//! and records every mail's own outcome in one transaction. A crash between
+//! the server's 250 and that commit sends those mails twice; that is the only
+//! duplicate possible. A mail is claimed before it is sent
+//! (`Store::claim_batch`), so senders working side by side never send one mail
 //! twice while they live.
 //!
 //! `enqueue` is the one way mail gets into the outbox: every flow (answers,
@@ -19,14 +22,17 @@
 //! holds the rules that apply to all of them (never to an address that
 //! bounced; answers to incoming mail capped per address and day).
 
+use std::sync::atomic::Ordering;
+
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt as _;
 use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::failpoint::{failpoint, hang_point};
 use crate::mailer::{Rendered, SendError, SetupProblem, Stage, Transport};
 use crate::mask::mask;
-use crate::storage::{DeliveryPause, NewOutbox, OutboxKind, StoreTx};
+use crate::storage::{DeliveryPause, DueMessage, NewOutbox, OutboxKind, Outcome, StoreTx};
 
 /// Give up on a message that still fails after this many tries (about two days with the backoff).
 pub const MAX_ATTEMPTS: i64 = 40;
@@ -147,70 +153,167 @@ pub async fn backlog_notice(app: &App) -> anyhow::Result<String> {
     ))
 }
 
+/// The most mails one step claims, sends and records in one transaction: two
+/// commits per batch instead of two per mail. A crash after the server's 250
+/// and before the batch's commit sends those mails again.
+pub const BATCH: usize = 32;
+/// The most SMTP connections one sender uses side by side.
+pub const CONNECTIONS: usize = 4;
+/// One connection per this many mails of a batch: a few mails go over one
+/// connection, one after the other; a backlog is spread over several.
+pub const MAILS_PER_CONNECTION: usize = 8;
+
+/// One mail: claim the next due mail, send it, record it.
 pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
+    Ok(step_many(app, transport, 1).await?.0)
+}
+
+/// Claim up to `max` due mails within `max_per_minute`, send them over up to
+/// [`CONNECTIONS`] connections side by side, and record each one's outcome,
+/// all in one transaction; the step and how many mails it handled.
+pub async fn step_many(
+    app: &App,
+    transport: &Transport,
+    max: usize,
+) -> anyhow::Result<(Step, usize)> {
     let now = Utc::now();
     if let Some(pause) = app.store.delivery_pause().await?
         && pause.ended_at.is_none()
         && pause.until > now
     {
-        return Ok(Step::Paused(pause.until));
-    }
-    let limit = i64::from(app.config.smtp.max_per_minute);
-    if app.store.sent_since(now - Duration::seconds(60)).await? >= limit {
-        return Ok(Step::Throttled(now + Duration::seconds(1)));
+        return Ok((Step::Paused(pause.until), 0));
     }
     // Claimed, not just read: another sender (a second worker, `run --once`
-    // beside the daemon, another instance) skips it while this one lives.
+    // beside the daemon, another instance) skips them while this one lives.
     let lease = crate::storage::lease_for(app.config.smtp.timeout);
-    let Some(msg) = app.store.claim_due(now, lease).await? else {
-        return Ok(Step::Idle(app.store.next_due_at().await?));
-    };
-    let from = app.config.smtp.from.email.clone();
-    failpoint("before-send");
-    hang_point("before-send").await;
-    match transport.send(&from, &msg.recipient, &msg.raw).await {
-        Ok(()) => {
-            failpoint("after-send");
-            app.store.mark_sent(msg.id, Utc::now()).await?;
-            crate::metrics::mail_sent();
-            info!(outbox = msg.id, to = %mask(&msg.recipient), "mail sent");
-            if app.store.end_delivery_pause(Utc::now()).await? {
-                info!("the SMTP server accepts mail again; sending resumed");
-            }
-        }
-        Err(SendError::Recipient(e)) => {
-            app.store
-                .mark_failed(msg.id, &e, Some(&msg.recipient))
-                .await?;
-            warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, "mail refused for good; address marked undeliverable");
-        }
-        Err(SendError::Transient(e)) => retry_later(app, &msg, &e).await?,
-        Err(SendError::Setup(problem)) => {
-            // A refusal at DATA may be this message's own (its size, its
-            // content): it backs off on its own too, so the others can go
-            // after the pause. Earlier stages do not count against the message.
-            if problem.stage == Stage::Data {
-                retry_later(app, &msg, &problem.to_string()).await?;
-            } else {
-                app.store.note_waiting(msg.id, &problem.to_string()).await?;
-            }
-            let until = pause(app, &problem, Utc::now()).await?;
-            return Ok(Step::Paused(until));
-        }
+    let limit = i64::from(app.config.smtp.max_per_minute);
+    let claimed = app.store.claim_batch(now, lease, max, limit).await?;
+    if claimed.mails.is_empty() {
+        let step = if claimed.throttled {
+            Step::Throttled(now + Duration::seconds(1))
+        } else {
+            Step::Idle(app.store.next_due_at().await?)
+        };
+        return Ok((step, 0));
     }
-    Ok(Step::Worked)
+    let handled = claimed.mails.len();
+    let connections = handled.div_ceil(MAILS_PER_CONNECTION).clamp(1, CONNECTIONS);
+    let from = app.config.smtp.from.email.clone();
+    // After the first setup problem the mails not yet tried wait for the pause.
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    let send_one = |msg: DueMessage| {
+        let (from, refused) = (&from, &refused);
+        async move {
+            if refused.load(Ordering::SeqCst) {
+                return (msg, None);
+            }
+            failpoint("before-send");
+            hang_point("before-send").await;
+            let result = transport.send(from, &msg.recipient, &msg.raw).await;
+            match &result {
+                Ok(()) => {
+                    failpoint("after-send");
+                    // Kept at once: a worker aborted before the commit
+                    // (shutdown) still records it (see `record_pending`).
+                    pending(app).push((msg.id, Outcome::Sent(Utc::now())));
+                }
+                Err(SendError::Setup(_)) => refused.store(true, Ordering::SeqCst),
+                Err(_) => {}
+            }
+            (msg, Some(result))
+        }
+    };
+    let results: Vec<_> = futures_util::stream::iter(claimed.mails)
+        .map(send_one)
+        .buffer_unordered(connections)
+        .collect()
+        .await;
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut problem = None;
+    for (msg, result) in results {
+        let outcome = match result {
+            None => Outcome::Waiting(None),
+            Some(Ok(())) => {
+                crate::metrics::mail_sent();
+                info!(outbox = msg.id, to = %mask(&msg.recipient), "mail sent");
+                continue;
+            }
+            Some(Err(SendError::Recipient(e))) => {
+                warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, "mail refused for good; address marked undeliverable");
+                Outcome::Failed {
+                    error: e,
+                    undeliverable: Some(msg.recipient.clone()),
+                }
+            }
+            Some(Err(SendError::Transient(e))) => retry_later(&msg, &e),
+            Some(Err(SendError::Setup(p))) => {
+                // A refusal at DATA may be this message's own (its size, its
+                // content): it backs off on its own too, so the others can go
+                // after the pause. Earlier stages do not count against the message.
+                let outcome = if p.stage == Stage::Data {
+                    retry_later(&msg, &p.to_string())
+                } else {
+                    Outcome::Waiting(Some(p.to_string()))
+                };
+                problem.get_or_insert(p);
+                outcome
+            }
+        };
+        outcomes.push((msg.id, outcome));
+    }
+    let sent = handled - outcomes.len();
+    outcomes.extend(pending(app).clone());
+    app.store.record_outcomes(&outcomes).await?;
+    forget(app, &outcomes);
+    if sent > 0 && app.store.end_delivery_pause(Utc::now()).await? {
+        info!("the SMTP server accepts mail again; sending resumed");
+    }
+    if let Some(problem) = problem {
+        let until = pause(app, &problem, Utc::now()).await?;
+        return Ok((Step::Paused(until), handled));
+    }
+    Ok((Step::Worked, handled))
 }
 
-async fn retry_later(app: &App, msg: &crate::storage::DueMessage, e: &str) -> anyhow::Result<()> {
+/// Record the sends a step could not record itself (its worker was aborted
+/// at shutdown while another mail of its batch hung), before the claims are
+/// given back: otherwise those mails would go out a second time.
+pub async fn record_pending(app: &App) -> anyhow::Result<()> {
+    let outcomes = pending(app).clone();
+    app.store.record_outcomes(&outcomes).await?;
+    forget(app, &outcomes);
+    Ok(())
+}
+
+/// The sends of this process not yet recorded.
+fn pending(app: &App) -> std::sync::MutexGuard<'_, Vec<(i64, Outcome)>> {
+    // A panic while holding it cannot leave the list half-changed.
+    app.outbox_pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Drop what is now recorded from the pending list (only those: another
+/// step may have added its own meanwhile).
+fn forget(app: &App, recorded: &[(i64, Outcome)]) {
+    pending(app).retain(|p| !recorded.contains(p));
+}
+
+fn retry_later(msg: &DueMessage, e: &str) -> Outcome {
     if msg.attempts + 1 >= MAX_ATTEMPTS {
-        app.store.mark_failed(msg.id, e, None).await?;
         warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, "mail given up after {MAX_ATTEMPTS} tries");
+        Outcome::Failed {
+            error: e.to_string(),
+            undeliverable: None,
+        }
     } else {
         let next = Utc::now() + backoff(msg.attempts);
-        app.store.mark_retry(msg.id, e, next).await?;
         warn!(outbox = msg.id, to = %mask(&msg.recipient), error = %e, retry_at = %next, "mail not sent; will retry");
+        Outcome::Retry {
+            error: e.to_string(),
+            next,
+        }
     }
-    Ok(())
 }
 
 /// Pause all sending after `problem`, longer with each failure in a row; the
@@ -336,6 +439,34 @@ mod step_tests {
             .expect("dir")
             .count();
         assert_eq!(sent, 2);
+    }
+
+    /// A batch takes no more than `max_per_minute` leaves room for: mails
+    /// another sender holds count as if sent, and every mail's outcome is
+    /// recorded.
+    #[tokio::test]
+    async fn a_batch_stays_within_max_per_minute_counting_held_mails() {
+        let (dir, app, transport) =
+            app_with_queue("url = \"file://sent\"\nmax_per_minute = 5", 10).await;
+        let held = app
+            .store
+            .claim_batch(Utc::now(), Duration::minutes(5), 2, 100)
+            .await
+            .expect("claim");
+        assert_eq!(held.mails.len(), 2);
+        let (worked, n) = step_many(&app, &transport, BATCH).await.expect("step");
+        assert_eq!((worked, n), (Step::Worked, 3));
+        let (next, n) = step_many(&app, &transport, BATCH).await.expect("step");
+        assert!(matches!(next, Step::Throttled(_)) && n == 0, "{next:?}");
+        let files = std::fs::read_dir(dir.path().join("sent"))
+            .expect("dir")
+            .count();
+        assert_eq!(files, 3);
+        let items = app.store.outbox_items().await.expect("outbox");
+        let sent: Vec<_> = items.iter().filter(|i| i.state == "sent").collect();
+        assert_eq!(sent.len(), 3, "{items:#?}");
+        assert!(sent.iter().all(|i| i.sent_at.is_some() && i.attempts == 1));
+        assert!(pending(&app).is_empty());
     }
 
     async fn current_pause(app: &App) -> DeliveryPause {

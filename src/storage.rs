@@ -90,7 +90,7 @@ mod sqlite;
 mod types;
 mod web;
 
-pub use claims::lease_for;
+pub use claims::{Claimed, Outcome, lease_for};
 pub use notify::{Ended, FailedMail, OptInRequest};
 pub use ops::DeliveryPause;
 pub use privacy::{Erased, MailboxCopy, PersonData};

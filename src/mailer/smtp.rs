@@ -10,8 +10,9 @@
 //! module uses lettre's `AsyncSmtpConnection` (which does the wire format,
 //! TLS, EHLO parsing and AUTH) and sends the transaction's commands itself.
 //!
-//! One connection is kept open between mails (the outbox sends one message at
-//! a time) and replaced when it has been idle too long or the server closed it.
+//! Connections are kept open between mails, one per send in flight (the
+//! outbox sends a backlog over up to `outbox::CONNECTIONS` side by side), and
+//! replaced when one has been idle too long or the server closed it.
 //!
 //! We open the socket ourselves and hand it to lettre
 //! (`AsyncSmtpConnection::connect_with_transport`) because lettre 0.11 never
@@ -38,7 +39,6 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
 
 use super::{SendError, SetupProblem, Stage};
 use crate::config::{PasswordSource, SmtpServer, Tls};
@@ -61,8 +61,9 @@ pub struct SmtpSender {
     login: Option<(String, PasswordSource)>,
     timeout: Duration,
     hello: ClientId,
-    /// The open connection and when it was last used.
-    conn: Mutex<Option<(AsyncSmtpConnection, Instant)>>,
+    /// Open connections not in use, and when each was last used: up to
+    /// `outbox::CONNECTIONS` sends go side by side, each on its own.
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
 }
 
 /// Where in one transaction the server said no.
@@ -120,7 +121,7 @@ impl SmtpSender {
             login: server.user.clone().zip(server.password.clone()),
             timeout,
             hello: ClientId::default(),
-            conn: Mutex::new(None),
+            idle: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -242,10 +243,7 @@ impl SmtpSender {
 
     /// Send `raw` from `from` to the one recipient `to`.
     pub async fn send(&self, from: &Address, to: &Address, raw: &[u8]) -> Result<(), SendError> {
-        let mut slot = self.conn.lock().await;
-        let cached = slot
-            .take()
-            .filter(|(c, used)| !c.has_broken() && used.elapsed() < IDLE_REUSE);
+        let cached = self.idle_connection();
         let reused = cached.is_some();
         let mut conn = match cached {
             Some((c, _)) => c,
@@ -261,7 +259,10 @@ impl SmtpSender {
         }
         match result {
             Ok(()) => {
-                *slot = Some((conn, Instant::now()));
+                let mut idle = self.idle();
+                if idle.len() < crate::outbox::CONNECTIONS {
+                    idle.push((conn, Instant::now()));
+                }
                 Ok(())
             }
             Err(failed) => {
@@ -269,6 +270,25 @@ impl SmtpSender {
                 Err(self.classify(failed))
             }
         }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, Instant)>> {
+        // Pushing or popping cannot be left half-done by a panic.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The most recently used open connection that is still good, if any;
+    /// the stale ones are dropped.
+    fn idle_connection(&self) -> Option<(AsyncSmtpConnection, Instant)> {
+        let mut idle = self.idle();
+        while let Some((c, used)) = idle.pop() {
+            if !c.has_broken() && used.elapsed() < IDLE_REUSE {
+                return Some((c, used));
+            }
+        }
+        None
     }
 
     async fn transaction(

@@ -22,7 +22,7 @@ use std::time::Duration as StdDuration;
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 
-use super::{DueMessage, OutboxState, Pool, Store, Ts};
+use super::{DueMessage, OutboxState, Pool, Store, StoreTx, Ts};
 
 /// How long a claim holds: longer than any one send can take (connect and
 /// the SMTP dialogue, each step bounded by `[smtp] timeout`), at least 2 min.
@@ -81,12 +81,38 @@ fn claimer_is_gone(claimer: &str) -> bool {
 fn claim_sql(lock: &str) -> String {
     format!(
         "UPDATE outbox SET claimed_by = $1, claimed_until = $2
-         WHERE id = (SELECT id FROM outbox
-                     WHERE state = $3 AND next_attempt_at <= $4
-                       AND (claimed_until IS NULL OR claimed_until <= $4)
-                     ORDER BY next_attempt_at, id LIMIT 1 {lock})
+         WHERE id IN (SELECT id FROM outbox
+                      WHERE state = $3 AND next_attempt_at <= $4
+                        AND (claimed_until IS NULL OR claimed_until <= $4)
+                      ORDER BY next_attempt_at, id LIMIT $5 {lock})
          RETURNING id, recipient, raw, attempts"
     )
+}
+
+/// What one claim took.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// The mails, oldest due first.
+    pub mails: Vec<DueMessage>,
+    /// True when the rate limit, not an empty queue, kept mails back.
+    pub throttled: bool,
+}
+
+/// What became of one claimed mail; the outcomes of a batch are recorded in
+/// one transaction (`Store::record_outcomes`), each still its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server took it (its 250) at that time.
+    Sent(DateTime<Utc>),
+    /// Refused for now; tried again then.
+    Retry { error: String, next: DateTime<Utc> },
+    /// Refused for good; with `undeliverable`, that address is never written to again.
+    Failed {
+        error: String,
+        undeliverable: Option<String>,
+    },
+    /// Not sent and not counted as a try (the queue paused): given back, with why it waits.
+    Waiting(Option<String>),
 }
 
 impl Store {
@@ -97,36 +123,81 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> anyhow::Result<Option<DueMessage>> {
+        let claimed = self.claim_batch(now, lease, 1, i64::MAX).await?;
+        Ok(claimed.mails.into_iter().next())
+    }
+
+    /// Claim up to `max` due mails for `lease`, in one transaction, and no
+    /// more than `per_minute` allows: the mails sent in the last minute and
+    /// those any live sender holds count against it, and claimers take turns
+    /// (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's write lock), so
+    /// `max_per_minute` is a ceiling for all senders together.
+    pub async fn claim_batch(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        max: usize,
+        per_minute: i64,
+    ) -> anyhow::Result<Claimed> {
         self.release_gone_claims(now).await?;
-        let until = Ts(now + lease);
-        let claimed: Option<DueMessage> = match &self.pool {
-            Pool::Sqlite(_) => {
-                let mut tx = self.begin().await?;
-                let row = on_tx!(tx, |c| {
-                    sqlx::query_as(sqlx::AssertSqlSafe(claim_sql("")))
-                        .bind(&*self.claimer)
-                        .bind(until)
-                        .bind(OutboxState::Queued.as_str())
-                        .bind(Ts(now))
-                        .fetch_optional(&mut *c)
-                        .await
-                })
-                .context("claiming a mail in the outbox")?;
-                tx.commit().await?;
-                row
-            }
-            Pool::Postgres(p) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(claim_sql("FOR UPDATE SKIP LOCKED")))
-                    .bind(&*self.claimer)
-                    .bind(until)
-                    .bind(OutboxState::Queued.as_str())
-                    .bind(Ts(now))
-                    .fetch_optional(p)
-                    .await
-                    .context("claiming a mail in the outbox")?
-            }
+        let mut tx = self.begin().await?;
+        // Every mail sent in the minute before a claim, or held then, was
+        // counted by that claim; so no minute ever sees more than the limit.
+        let used: i64 = on_tx!(tx, |c| {
+            sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE state = $1 AND sent_at > $2)
+                      + (SELECT COUNT(*) FROM outbox WHERE state = $3 AND claimed_until > $4)",
+            )
+            .bind(OutboxState::Sent.as_str())
+            .bind(Ts(now - Duration::seconds(60)))
+            .bind(OutboxState::Queued.as_str())
+            .bind(Ts(now))
+            .fetch_one(&mut *c)
+            .await
+        })
+        .context("counting the mail of the last minute")?;
+        let room = per_minute.saturating_sub(used).min(max as i64);
+        if room <= 0 {
+            return Ok(Claimed {
+                mails: Vec::new(),
+                throttled: true,
+            });
+        }
+        let lock = match &self.pool {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         };
-        Ok(claimed)
+        let mut mails: Vec<DueMessage> = on_tx!(tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(claim_sql(lock)))
+                .bind(&*self.claimer)
+                .bind(Ts(now + lease))
+                .bind(OutboxState::Queued.as_str())
+                .bind(Ts(now))
+                .bind(room)
+                .fetch_all(&mut *c)
+                .await
+        })
+        .context("claiming mail in the outbox")?;
+        tx.commit().await?;
+        // RETURNING gives no order; send the oldest first.
+        mails.sort_by_key(|m| m.id);
+        Ok(Claimed {
+            mails,
+            throttled: false,
+        })
+    }
+
+    /// Record what became of claimed mails, in one transaction; each ends its
+    /// claim. Recording a mail sent a second time changes nothing.
+    pub async fn record_outcomes(&self, outcomes: &[(i64, Outcome)]) -> anyhow::Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (id, outcome) in outcomes {
+            tx.record_outcome(*id, outcome).await?;
+        }
+        tx.commit().await
     }
 
     /// Take back the claims of senders on this machine that are gone.
@@ -188,47 +259,6 @@ impl Store {
         Ok(t.map(|t| t.0))
     }
 
-    pub async fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
-        on_pool!(self, |c| {
-            sqlx::query(
-                "UPDATE outbox SET state = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL,
-                     claimed_by = NULL, claimed_until = NULL
-                 WHERE id = $3",
-            )
-            .bind(OutboxState::Sent.as_str())
-            .bind(Ts(now))
-            .bind(id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .context("marking a mail as sent")?;
-        Ok(())
-    }
-
-    pub async fn mark_retry(
-        &self,
-        id: i64,
-        error: &str,
-        next: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        on_pool!(self, |c| {
-            sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2,
-                     claimed_by = NULL, claimed_until = NULL
-                 WHERE id = $3",
-            )
-            .bind(error)
-            .bind(Ts(next))
-            .bind(id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .context("scheduling a retry")?;
-        Ok(())
-    }
-
     /// The message failed for good; with `undeliverable`, its recipient is never written to again.
     pub async fn mark_failed(
         &self,
@@ -236,26 +266,87 @@ impl Store {
         error: &str,
         undeliverable: Option<&str>,
     ) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
-        on_tx!(tx, |c| {
-            sqlx::query(
-                "UPDATE outbox SET state = $1, attempts = attempts + 1, last_error = $2, failed_at = $3,
-                     claimed_by = NULL, claimed_until = NULL
-                 WHERE id = $4",
-            )
-            .bind(OutboxState::Failed.as_str())
-            .bind(error)
-            .bind(Ts(Utc::now()))
-            .bind(id)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .context("marking a mail as failed")?;
-        if let Some(addr) = undeliverable {
-            tx.mark_undeliverable(addr, error).await?;
-        }
-        tx.commit().await
+        let failed = Outcome::Failed {
+            error: error.to_string(),
+            undeliverable: undeliverable.map(str::to_string),
+        };
+        self.record_outcomes(&[(id, failed)]).await
+    }
+}
+
+impl StoreTx {
+    async fn record_outcome(&mut self, id: i64, outcome: &Outcome) -> anyhow::Result<()> {
+        let queued = OutboxState::Queued.as_str();
+        match outcome {
+            Outcome::Sent(at) => on_tx!(self, |c| {
+                sqlx::query(
+                    "UPDATE outbox SET state = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL,
+                         claimed_by = NULL, claimed_until = NULL
+                     WHERE id = $3 AND state = $4",
+                )
+                .bind(OutboxState::Sent.as_str())
+                .bind(Ts(*at))
+                .bind(id)
+                .bind(queued)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+            })
+            .context("marking a mail as sent")?,
+            Outcome::Retry { error, next } => on_tx!(self, |c| {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2,
+                         claimed_by = NULL, claimed_until = NULL
+                     WHERE id = $3 AND state = $4",
+                )
+                .bind(error)
+                .bind(Ts(*next))
+                .bind(id)
+                .bind(queued)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+            })
+            .context("scheduling a retry")?,
+            Outcome::Failed {
+                error,
+                undeliverable,
+            } => {
+                on_tx!(self, |c| {
+                    sqlx::query(
+                        "UPDATE outbox SET state = $1, attempts = attempts + 1, last_error = $2, failed_at = $3,
+                             claimed_by = NULL, claimed_until = NULL
+                         WHERE id = $4",
+                    )
+                    .bind(OutboxState::Failed.as_str())
+                    .bind(error)
+                    .bind(Ts(Utc::now()))
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await
+                    .map(|r| r.rows_affected())
+                })
+                .context("marking a mail as failed")?;
+                if let Some(addr) = undeliverable {
+                    self.mark_undeliverable(addr, error).await?;
+                }
+                0
+            }
+            Outcome::Waiting(note) => on_tx!(self, |c| {
+                sqlx::query(
+                    "UPDATE outbox SET last_error = COALESCE($1, last_error),
+                         claimed_by = NULL, claimed_until = NULL
+                     WHERE id = $2",
+                )
+                .bind(note.as_deref())
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+            })
+            .context("noting why a mail waits")?,
+        };
+        Ok(())
     }
 }
 

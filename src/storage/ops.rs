@@ -101,24 +101,6 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Note on claimed message `id` why it waits and give it back, without
-    /// counting a try: the pause, not the message, decides when it goes.
-    pub async fn note_waiting(&self, id: i64, error: &str) -> anyhow::Result<()> {
-        on_pool!(self, |c| {
-            sqlx::query(
-                "UPDATE outbox SET last_error = $1, claimed_by = NULL, claimed_until = NULL
-                 WHERE id = $2",
-            )
-            .bind(error)
-            .bind(id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .context("noting why a mail waits")?;
-        Ok(())
-    }
-
     /// Outbox rows per state: (queued|sent|failed, count).
     pub async fn outbox_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
         let rows = on_pool!(self, |c| {
