@@ -89,7 +89,7 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
             // Read before the step: an empty outbox ends the run only if
             // reading had finished before the outbox was looked at.
             let finished = read.load(std::sync::atomic::Ordering::SeqCst);
-            let wait = match outbox::step_many(&app, &transport, outbox::BATCH).await? {
+            let wait = match outbox::step_many(&app, &transport, outbox::BATCH, &|| {}).await? {
                 (Step::Worked, n) => {
                     sent += n;
                     continue;
@@ -661,16 +661,17 @@ async fn outbox_loop(
     if let Err(e) = outbox::retry_now(&app).await {
         error!(error = %format!("{e:#}"), "reading the delivery pause failed");
     }
-    // Connect, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, the message — for
-    // each of the mails one connection sends in a step.
-    let mails = u32::try_from(outbox::MAILS_PER_CONNECTION).unwrap_or(u32::MAX);
-    let budget = step_budget(app.config.smtp.timeout, 8) * mails;
+    // Connect, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, the message: one
+    // mail's send. A step of many mails renews it as each send ends, so a
+    // hung send counts as stuck after one mail's budget, not a batch's.
+    let budget = step_budget(app.config.smtp.timeout, 8);
+    let mail_done = || health.alive(ME, budget);
     let mut failures = 0u32;
     // Say once per burst how long the rate limit makes it take.
     let mut throttled = false;
     while !*stop.borrow() {
         health.alive(ME, budget);
-        let step = outbox::step_many(&app, &transport, outbox::BATCH)
+        let step = outbox::step_many(&app, &transport, outbox::BATCH, &mail_done)
             .await
             .map(|(step, _)| step);
         match &step {

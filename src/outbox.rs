@@ -165,16 +165,19 @@ pub const MAILS_PER_CONNECTION: usize = 8;
 
 /// One mail: claim the next due mail, send it, record it.
 pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
-    Ok(step_many(app, transport, 1).await?.0)
+    Ok(step_many(app, transport, 1, &|| {}).await?.0)
 }
 
 /// Claim up to `max` due mails within `max_per_minute`, send them over up to
 /// [`CONNECTIONS`] connections side by side, and record each one's outcome,
 /// all in one transaction; the step and how many mails it handled.
+/// `on_mail` is called as each send ends (sent or not), so the daemon's
+/// health sees a step of many mails make progress mail by mail.
 pub async fn step_many(
     app: &App,
     transport: &Transport,
     max: usize,
+    on_mail: &(dyn Fn() + Sync),
 ) -> anyhow::Result<(Step, usize)> {
     let now = Utc::now();
     if let Some(pause) = app.store.delivery_pause().await?
@@ -210,6 +213,7 @@ pub async fn step_many(
             failpoint("before-send");
             hang_point("before-send").await;
             let result = transport.send(from, &msg.recipient, &msg.raw).await;
+            on_mail();
             match &result {
                 Ok(()) => {
                     failpoint("after-send");
@@ -454,9 +458,13 @@ mod step_tests {
             .await
             .expect("claim");
         assert_eq!(held.mails.len(), 2);
-        let (worked, n) = step_many(&app, &transport, BATCH).await.expect("step");
+        let (worked, n) = step_many(&app, &transport, BATCH, &|| {})
+            .await
+            .expect("step");
         assert_eq!((worked, n), (Step::Worked, 3));
-        let (next, n) = step_many(&app, &transport, BATCH).await.expect("step");
+        let (next, n) = step_many(&app, &transport, BATCH, &|| {})
+            .await
+            .expect("step");
         assert!(matches!(next, Step::Throttled(_)) && n == 0, "{next:?}");
         let files = std::fs::read_dir(dir.path().join("sent"))
             .expect("dir")
