@@ -39,8 +39,8 @@ use crate::schedule;
 use crate::storage::{ReaderLease, ReaderRole, Reading, is_fenced};
 use crate::web;
 
-/// `rsvpd run --once`: drain the mailbox, then the due schedules, while
-/// sending what is due side by side; return when both are done.
+/// `rsvpd run --once`: drain the mailbox, then the due schedules, then send
+/// what is due (in batches); return when all is done.
 pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;
@@ -119,9 +119,12 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
         }
         anyhow::Ok(sent)
     };
-    let (read, sent) = tokio::join!(reading, sending);
-    let (handled, scheduled) = read?;
-    let sent = sent?;
+    // One after the other, not side by side: a crash while reading must not
+    // find a send of this run between the server's 250 and its commit (the
+    // crash tests hold `run --once` to no duplicate for a crash after the
+    // move). The daemon's workers overlap reading and sending.
+    let (handled, scheduled) = reading.await?;
+    let sent = sending.await?;
     info!(handled, scheduled, sent, "run --once finished");
     app.store.close().await;
     Ok(())
