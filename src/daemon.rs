@@ -44,87 +44,61 @@ use crate::web;
 pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;
-    let mut source = Source::new(&app.config);
-    // Set once nothing more will be queued by this run.
-    let read = std::sync::atomic::AtomicBool::new(false);
-    let reading = async {
-        let result = async {
-            let reader = app
-                .store
-                .try_read_mailbox(ReaderRole::Once, Duration::ZERO)
-                .await?;
-            let handled = match reader {
-                Reading::Granted(lease) => {
-                    let handled = mailbox::drain(&app, &mut source, lease.fence()).await;
-                    // The reader also deletes what `forget` queued (it has the password).
-                    erase_mailbox_copies(&app).await;
-                    // Given back before the rest, so a daemon waiting for it reads on.
-                    lease.release().await;
-                    handled.context("reading the mailbox")?
-                }
-                Reading::Busy(holder) => {
-                    info!(
-                        "the mailbox is read by another rsvpd ({holder}); leaving it to that one and running only the due schedules and the outbox"
-                    );
-                    0
-                }
-            };
-            let scheduled = schedule::drain(&app, chrono::Utc::now())
-                .await
-                .context("running the due schedules")?;
-            crate::privacy::purge_due(&app, chrono::Utc::now())
-                .await
-                .context("purging personal data after the retention time")?;
-            anyhow::Ok((handled, scheduled))
+    // Reading first, sending after, not side by side: a crash while reading
+    // must not find a send of this run between the server's 250 and its
+    // commit (the crash tests hold `run --once` to no duplicate for a crash
+    // after the move). The daemon's workers overlap reading and sending.
+    let reader = app
+        .store
+        .try_read_mailbox(ReaderRole::Once, Duration::ZERO)
+        .await?;
+    let handled = match reader {
+        Reading::Granted(lease) => {
+            let mut source = Source::new(&app.config);
+            let handled = mailbox::drain(&app, &mut source, lease.fence()).await;
+            // The reader also deletes what `forget` queued (it has the password).
+            erase_mailbox_copies(&app).await;
+            // Given back before the rest, so a daemon waiting for it reads on.
+            lease.release().await;
+            handled.context("reading the mailbox")?
         }
-        .await;
-        read.store(true, std::sync::atomic::Ordering::SeqCst);
-        app.outbox_wakeup.notify_one();
-        result
+        Reading::Busy(holder) => {
+            info!(
+                "the mailbox is read by another rsvpd ({holder}); leaving it to that one and running only the due schedules and the outbox"
+            );
+            0
+        }
     };
-    let sending = async {
-        let mut sent = 0;
-        let mut throttled = false;
-        loop {
-            // Read before the step: an empty outbox ends the run only if
-            // reading had finished before the outbox was looked at.
-            let finished = read.load(std::sync::atomic::Ordering::SeqCst);
-            let wait = match outbox::step_many(&app, &transport, outbox::BATCH, &|| {}).await? {
-                (Step::Worked, n) => {
-                    sent += n;
-                    continue;
+    let scheduled = schedule::drain(&app, chrono::Utc::now())
+        .await
+        .context("running the due schedules")?;
+    crate::privacy::purge_due(&app, chrono::Utc::now())
+        .await
+        .context("purging personal data after the retention time")?;
+    let mut sent = 0;
+    let mut throttled = false;
+    loop {
+        match outbox::step_many(&app, &transport, outbox::BATCH, &|| {}).await? {
+            (Step::Worked, n) => sent += n,
+            (Step::Throttled(until), _) => {
+                if !std::mem::replace(&mut throttled, true) {
+                    info!("{}", outbox::backlog_notice(&app).await?);
                 }
-                (Step::Throttled(until), _) => {
-                    if !std::mem::replace(&mut throttled, true) {
-                        info!("{}", outbox::backlog_notice(&app).await?);
-                    }
-                    (until - chrono::Utc::now())
-                        .to_std()
-                        .unwrap_or(Duration::from_millis(200))
-                }
-                (Step::Idle(_), _) if finished => break,
-                (Step::Idle(_), _) => Duration::from_millis(200),
-                (Step::Paused(until), _) => {
-                    warn!(
-                        retry_at = %crate::storage::ts(until),
-                        "sending is paused (see the error above); queued mail stays in the outbox"
-                    );
-                    break;
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = app.outbox_wakeup.notified() => {}
+                let wait = (until - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::from_millis(200));
+                tokio::time::sleep(wait).await;
+            }
+            (Step::Idle(_), _) => break,
+            (Step::Paused(until), _) => {
+                warn!(
+                    retry_at = %crate::storage::ts(until),
+                    "sending is paused (see the error above); queued mail stays in the outbox"
+                );
+                break;
             }
         }
-        anyhow::Ok(sent)
-    };
-    // One after the other, not side by side: a crash while reading must not
-    // find a send of this run between the server's 250 and its commit (the
-    // crash tests hold `run --once` to no duplicate for a crash after the
-    // move). The daemon's workers overlap reading and sending.
-    let (handled, scheduled) = reading.await?;
-    let sent = sending.await?;
+    }
     info!(handled, scheduled, sent, "run --once finished");
     app.store.close().await;
     Ok(())
