@@ -579,12 +579,12 @@ async fn read_mailbox(
         // commit is refused by the fence, and a transaction dropped half-way
         // could leave its connection in the pool inside a transaction.
         let wait = match mailbox::step(app, source, lease.fence()).await {
-            Ok(true) => {
+            Ok(1..) => {
                 failures = 0;
                 health.progress(MAILBOX);
                 continue;
             }
-            Ok(false) => {
+            Ok(0) => {
                 failures = 0;
                 health.progress(MAILBOX);
                 erase_mailbox_copies(app).await;

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::mask::mask;
 use crate::register::{Actor, Outcome};
-use crate::storage::{Fence, InboundOutcome, NewInbound};
+use crate::storage::{Fence, InboundOutcome, NewInbound, is_fenced};
 use crate::understand::{self, Action, Context, Step, Understood};
 
 impl App {
@@ -109,8 +109,98 @@ impl App {
         oversize: Option<u64>,
         fence: Fence,
     ) -> anyhow::Result<Processed> {
+        let prepared = match self.prepare(raw, location, oversize).await? {
+            Ok(p) => p,
+            Err(outcome) => return Ok(Processed::AlreadyHandled(outcome)),
+        };
+        let mut outcomes = self.record(std::slice::from_ref(&prepared), fence).await?;
+        Ok(Processed::Done(outcomes.remove(0)))
+    }
+
+    /// Handle several messages in order, as `process` would one after the
+    /// other, but committing them together: one transaction (and one fsync)
+    /// for many mails, each with its own outcome. Understanding reads what is
+    /// committed, so a mail that could depend on an earlier one of the batch —
+    /// the same sender, or an answer to one of its messages — first commits
+    /// what came before it and is then read afresh. When a batch cannot be
+    /// recorded, its mails are handled one by one, so one mail's error is
+    /// reported for that mail only.
+    pub async fn process_many(
+        &self,
+        mails: &[Incoming<'_>],
+        fence: Fence,
+    ) -> anyhow::Result<Vec<Processed>> {
+        let mut done: Vec<Processed> = Vec::with_capacity(mails.len());
+        let mut batch: Vec<(usize, Prepared<'_>)> = Vec::new();
+        let mut results: Vec<Option<Processed>> = vec![None; mails.len()];
+        for (i, mail) in mails.iter().enumerate() {
+            let mut prepared = match self.prepare(mail.raw, mail.location, mail.oversize).await? {
+                Ok(p) => p,
+                Err(outcome) => {
+                    results[i] = Some(Processed::AlreadyHandled(outcome));
+                    continue;
+                }
+            };
+            if batch.iter().any(|(_, b)| depends_on(&prepared, b)) {
+                self.record_batch(&mut batch, &mut results, mails, fence)
+                    .await?;
+                prepared = match self.prepare(mail.raw, mail.location, mail.oversize).await? {
+                    Ok(p) => p,
+                    Err(outcome) => {
+                        results[i] = Some(Processed::AlreadyHandled(outcome));
+                        continue;
+                    }
+                };
+            }
+            batch.push((i, prepared));
+        }
+        self.record_batch(&mut batch, &mut results, mails, fence)
+            .await?;
+        for r in results {
+            done.push(r.ok_or_else(|| anyhow::anyhow!("a mail of the batch was left unhandled"))?);
+        }
+        Ok(done)
+    }
+
+    async fn record_batch<'a>(
+        &self,
+        batch: &mut Vec<(usize, Prepared<'a>)>,
+        results: &mut [Option<Processed>],
+        mails: &[Incoming<'_>],
+        fence: Fence,
+    ) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let taken = std::mem::take(batch);
+        let (indexes, prepared): (Vec<usize>, Vec<Prepared<'a>>) = taken.into_iter().unzip();
+        match self.record(&prepared, fence).await {
+            Ok(outcomes) => {
+                for (i, o) in indexes.into_iter().zip(outcomes) {
+                    results[i] = Some(Processed::Done(o));
+                }
+            }
+            Err(e) if prepared.len() == 1 || is_fenced(&e) => return Err(e),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), mails = prepared.len(), "recording a batch failed; recording its mails one by one");
+                for i in indexes {
+                    let m = &mails[i];
+                    results[i] = Some(self.process(m.raw, m.location, m.oversize, fence).await?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Understand a mail not handled before (`Err`: its stored outcome).
+    async fn prepare<'a>(
+        &self,
+        raw: &'a [u8],
+        location: &'a str,
+        oversize: Option<u64>,
+    ) -> anyhow::Result<Result<Prepared<'a>, InboundOutcome>> {
         if let Some(outcome) = self.store.inbound_outcome(location).await? {
-            return Ok(Processed::AlreadyHandled(outcome));
+            return Ok(Err(outcome));
         }
         let understood = self.understand(raw).await?;
         let message_id = understood
@@ -118,62 +208,89 @@ impl App {
             .clone()
             .filter(|m| !m.trim().is_empty())
             .unwrap_or_else(|| synthetic_message_id(raw));
+        Ok(Ok(Prepared {
+            raw,
+            location,
+            oversize,
+            references: understand::thread_references(raw),
+            understood,
+            message_id,
+        }))
+    }
+
+    /// Apply and record understood mails in one transaction, in order.
+    async fn record(&self, mails: &[Prepared<'_>], fence: Fence) -> anyhow::Result<Vec<Outcome>> {
         let now = Utc::now();
         let mut tx = self.store.begin().await?;
         tx.check_fence(fence).await?;
-        let outcome = if let Some(previous) = tx.message_id_outcome(&message_id).await? {
-            Outcome {
-                outcome: InboundOutcome::Duplicate,
-                reason: Some(format!(
-                    "a copy of a message handled before (outcome: {previous})"
-                )),
-                conference: None,
-                queued: 0,
-            }
-        } else if let Some(size) = oversize {
-            Outcome::review(
-                format!(
-                    "the mail is {:.1} MB, more than [mailbox] max_message_size ({:.1} MB); \
-                     it was not read — see it in the review folder",
-                    size as f64 / 1_048_576.0,
-                    self.config.mailbox.max_message_size as f64 / 1_048_576.0
-                ),
-                None,
-            )
-        } else {
-            let actor = Actor::Mail {
-                message_id: &message_id,
+        let mut outcomes = Vec::with_capacity(mails.len());
+        for p in mails {
+            let outcome = if let Some(previous) = tx.message_id_outcome(&p.message_id).await? {
+                Outcome {
+                    outcome: InboundOutcome::Duplicate,
+                    reason: Some(format!(
+                        "a copy of a message handled before (outcome: {previous})"
+                    )),
+                    conference: None,
+                    queued: 0,
+                }
+            } else if let Some(size) = p.oversize {
+                Outcome::review(
+                    format!(
+                        "the mail is {:.1} MB, more than [mailbox] max_message_size ({:.1} MB); \
+                         it was not read — see it in the review folder",
+                        size as f64 / 1_048_576.0,
+                        self.config.mailbox.max_message_size as f64 / 1_048_576.0
+                    ),
+                    None,
+                )
+            } else {
+                let actor = Actor::Mail {
+                    message_id: &p.message_id,
+                };
+                self.registrar()
+                    .apply(&mut tx, &p.understood.action, actor, now)
+                    .await?
             };
-            self.registrar()
-                .apply(&mut tx, &understood.action, actor, now)
-                .await?
+            // Review needs the mail to assign it later; a recorded mail is the
+            // source of a registration, shown to the organizers beside it (both
+            // are erased with the person and purged after the retention time).
+            let raw_kept = matches!(
+                outcome.outcome,
+                InboundOutcome::Review | InboundOutcome::Recorded
+            )
+            .then_some(p.raw);
+            tx.insert_inbound(
+                &NewInbound {
+                    message_id: &p.message_id,
+                    location: p.location,
+                    from: p.understood.from.as_deref(),
+                    subject: &p.understood.subject,
+                    outcome: outcome.outcome,
+                    reason: outcome.reason.as_deref(),
+                    conference_id: outcome.conference.as_deref(),
+                    raw: raw_kept,
+                    explanation: Some(&p.understood.explanation),
+                },
+                now,
+            )
+            .await?;
+            outcomes.push(outcome);
+        }
+        let what = match mails {
+            [one] => format!("recording message {}", one.location),
+            many => format!("recording {} messages", many.len()),
         };
-        // Review needs the mail to assign it later; a recorded mail is the
-        // source of a registration, shown to the organizers beside it (both
-        // are erased with the person and purged after the retention time).
-        let raw_kept = matches!(
-            outcome.outcome,
-            InboundOutcome::Review | InboundOutcome::Recorded
-        )
-        .then_some(raw);
-        tx.insert_inbound(
-            &NewInbound {
-                message_id: &message_id,
-                location,
-                from: understood.from.as_deref(),
-                subject: &understood.subject,
-                outcome: outcome.outcome,
-                reason: outcome.reason.as_deref(),
-                conference_id: outcome.conference.as_deref(),
-                raw: raw_kept,
-                explanation: Some(&understood.explanation),
-            },
-            now,
-        )
-        .await?;
-        tx.commit()
-            .await
-            .with_context(|| format!("recording message {location}"))?;
+        tx.commit().await.context(what)?;
+        for (p, outcome) in mails.iter().zip(&outcomes) {
+            self.handled(p, outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// After the commit: metrics, wake-ups and the log line of one mail.
+    fn handled(&self, p: &Prepared<'_>, outcome: &Outcome) {
+        let location = p.location;
         crate::metrics::message_handled(outcome.outcome.as_str());
         if outcome.queued > 0 {
             self.outbox_wakeup.notify_one();
@@ -181,7 +298,8 @@ impl App {
         if outcome.outcome == InboundOutcome::Recorded {
             self.schedule_wakeup.notify_one();
         }
-        let from = understood
+        let from = p
+            .understood
             .from
             .as_deref()
             .map(mask)
@@ -198,8 +316,37 @@ impl App {
                 "message handled"
             ),
         }
-        Ok(Processed::Done(outcome))
     }
+}
+
+/// One mail handed to [`App::process_many`].
+pub struct Incoming<'a> {
+    pub raw: &'a [u8],
+    pub location: &'a str,
+    pub oversize: Option<u64>,
+}
+
+/// A mail understood and not yet recorded.
+struct Prepared<'a> {
+    raw: &'a [u8],
+    location: &'a str,
+    oversize: Option<u64>,
+    references: Vec<String>,
+    understood: Understood,
+    message_id: String,
+}
+
+/// Could reading `later` change once `earlier` is recorded? Understanding
+/// asks the store about the sender's registrations and about the thread a
+/// mail answers; both can be what `earlier` records.
+fn depends_on(later: &Prepared<'_>, earlier: &Prepared<'_>) -> bool {
+    let same_sender = match (&later.understood.from, &earlier.understood.from) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    };
+    same_sender
+        || later.references.iter().any(|r| r == &earlier.message_id)
+        || later.message_id == earlier.message_id
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,9 @@
 //! meanwhile are filed away with one UID MOVE per target folder before the
 //! next batch is fetched and before the worker waits for new mail. The UID
 //! recorded as handled advances only after that move, so the order above holds
-//! for every mail of a batch.
+//! for every mail of a batch. The mails of one fetch are also recorded
+//! together, up to [`READ_BATCH`] in one transaction (`App::process_many`):
+//! one commit, and one fsync, for many mails, each with its own outcome.
 //!
 //! Only one process reads the mailbox at a time (`storage::reader`): the
 //! daemon's worker reads while it holds the reader's lease and passes the
@@ -32,7 +34,7 @@ use tracing::{debug, info};
 use crate::app::App;
 use crate::config::{Config, ImapServer, MailboxSource};
 use crate::failpoint::failpoint;
-use crate::pipeline::Processed;
+use crate::pipeline::{Incoming, Processed};
 use crate::storage::Fence;
 
 /// At most this many mails are fetched in one command…
@@ -40,6 +42,9 @@ pub const FETCH_BATCH: usize = 64;
 /// …and at most this many bytes (by RFC822.SIZE; one larger mail still comes
 /// alone), so a batch of big mails cannot blow up the daemon's memory.
 const FETCH_BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// At most this many mails of one fetch are recorded in one transaction.
+pub const READ_BATCH: usize = 32;
 
 /// One message waiting to be handled.
 pub struct Pending {
@@ -94,6 +99,16 @@ impl Source {
         match self {
             Source::Maildir(m) => m.next_message(),
             Source::Imap(s) => s.next(app, fence).await,
+        }
+    }
+
+    /// The next message already fetched with the last one, without a round
+    /// trip to the server and without filing anything away (IMAP only: a
+    /// Maildir yields its next file only after the last was filed away).
+    pub fn next_fetched(&mut self) -> Option<Pending> {
+        match self {
+            Source::Maildir(_) => None,
+            Source::Imap(s) => s.fetched.pop_front(),
         }
     }
 
@@ -518,25 +533,44 @@ pub async fn erase_copies(
 /// `fence` is the reader's (see `storage::reader`).
 pub async fn drain(app: &App, source: &mut Source, fence: Fence) -> anyhow::Result<usize> {
     let mut n = 0;
-    while step(app, source, fence).await? {
-        n += 1;
+    loop {
+        match step(app, source, fence).await? {
+            0 => return Ok(n),
+            handled => n += handled,
+        }
     }
-    Ok(n)
 }
 
-/// Handle one message; false when there was none.
-pub async fn step(app: &App, source: &mut Source, fence: Fence) -> anyhow::Result<bool> {
-    let Some(msg) = source.next(app, fence).await? else {
-        return Ok(false);
+/// Handle the next message and those fetched with it (up to [`READ_BATCH`],
+/// recorded in one transaction, see `App::process_many`); returns how many
+/// were handled, 0 when there was none.
+pub async fn step(app: &App, source: &mut Source, fence: Fence) -> anyhow::Result<usize> {
+    let Some(first) = source.next(app, fence).await? else {
+        return Ok(0);
     };
     failpoint("after-fetch");
-    let processed = app
-        .process(&msg.raw, &msg.location, msg.oversize, fence)
-        .await?;
-    failpoint("after-commit");
-    if let Processed::AlreadyHandled(outcome) = &processed {
-        debug!(location = %msg.location, %outcome, "already handled; filing it away");
+    let mut batch = vec![first];
+    while batch.len() < READ_BATCH
+        && let Some(msg) = source.next_fetched()
+    {
+        batch.push(msg);
     }
-    source.file_away(msg, processed.outcome()).await?;
-    Ok(true)
+    let incoming: Vec<Incoming<'_>> = batch
+        .iter()
+        .map(|m| Incoming {
+            raw: &m.raw,
+            location: &m.location,
+            oversize: m.oversize,
+        })
+        .collect();
+    let processed = app.process_many(&incoming, fence).await?;
+    failpoint("after-commit");
+    let n = batch.len();
+    for (msg, processed) in batch.into_iter().zip(processed) {
+        if let Processed::AlreadyHandled(outcome) = &processed {
+            debug!(location = %msg.location, %outcome, "already handled; filing it away");
+        }
+        source.file_away(msg, processed.outcome()).await?;
+    }
+    Ok(n)
 }

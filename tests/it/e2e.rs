@@ -10,6 +10,7 @@ const WAIT: Duration = Duration::from_secs(30);
 on_both_backends!(
     registration_over_imap_is_recorded_and_confirmed_over_smtp,
     cancellation_reply_cancels_and_sends_a_receipt,
+    mails_fetched_together_are_read_as_if_one_after_the_other,
 );
 
 fn registration_over_imap_is_recorded_and_confirmed_over_smtp(backend: Backend) {
@@ -111,6 +112,59 @@ fn cancellation_reply_cancels_and_sends_a_receipt(backend: Backend) {
         .find(|m| m.header("In-Reply-To").as_deref() == Some("<cancel-2@example.net>"))
         .expect("a cancellation receipt threaded to the cancel mail");
     assert_eq!(receipt.rcpt_to, vec!["ayse@example.net".to_string()]);
+}
+
+/// `run --once` records the mails of one fetch in one transaction; a mail that
+/// depends on an earlier one of the batch (here: a cancellation naming no
+/// conference, which only the sender's new registration routes) is read after
+/// that one is committed, and a copy of a mail in the same batch is a duplicate.
+fn mails_fetched_together_are_read_as_if_one_after_the_other(backend: Backend) {
+    let (dovecot, sink) = servers();
+    let app = Rsvpd::on(backend, &dovecot, &sink);
+    let ayse = registration("Ayşe Yılmaz", "ayse@example.net", "batch-1@example.net");
+    dovecot.deliver(MAILBOX, &ayse);
+    dovecot.deliver(
+        MAILBOX,
+        &registration("Kwame Mensah", "kwame@example.com", "batch-2@example.com"),
+    );
+    dovecot.deliver(
+        MAILBOX,
+        &mail(
+            "Ayşe Yılmaz",
+            "ayse@example.net",
+            MAILBOX,
+            "Absage",
+            "batch-3@example.net",
+            "Guten Tag,\r\nleider muss ich absagen, bitte streichen Sie mich.\r\nAyşe Yılmaz",
+        ),
+    );
+    dovecot.deliver(MAILBOX, &ayse);
+
+    app.run_once();
+
+    let all = app.attendees("miko-2027", true);
+    let status = |email: &str| {
+        all.iter()
+            .find(|a| a["email"] == email)
+            .map(|a| a["status"].clone())
+            .unwrap_or_else(|| panic!("{email} not recorded: {all:#?}"))
+    };
+    assert_eq!(status("ayse@example.net"), "cancelled");
+    assert_eq!(status("kwame@example.com"), "confirmed");
+    let outcomes: Vec<(String, String)> = app.inbound().into_iter().map(|i| (i.0, i.1)).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("batch-1@example.net".to_string(), "recorded".to_string()),
+            ("batch-2@example.com".to_string(), "recorded".to_string()),
+            ("batch-3@example.net".to_string(), "recorded".to_string()),
+            ("batch-1@example.net".to_string(), "duplicate".to_string()),
+        ]
+    );
+    assert_eq!(dovecot.list_folder(MAILBOX, "rsvpd.processed").len(), 4);
+    assert!(dovecot.list_folder(MAILBOX, "INBOX").is_empty());
+    // Ayşe's confirmation and receipt, Kwame's confirmation.
+    assert_eq!(sink.wait_for(3, WAIT).len(), 3);
 }
 
 #[test]
