@@ -1320,12 +1320,17 @@ impl Transport {
         }
     }
 
+    /// Send `raw` to `to`. On success the caller holds the [`Finishing`]
+    /// turn until it has recorded the mail as sent: while one mail is between
+    /// the server's 250 and that record, no other mail of this process can
+    /// be (the other connections wait before their message's final `.`), so
+    /// a crash sends at most one mail twice however many connections send.
     pub async fn send(
         &self,
         from: &lettre::Address,
         to: &str,
         raw: &[u8],
-    ) -> Result<(), SendError> {
+    ) -> Result<Finishing, SendError> {
         let to: lettre::Address = to
             .parse()
             .map_err(|e| SendError::Recipient(format!("recipient address is not valid: {e}")))?;
@@ -1338,13 +1343,30 @@ impl Transport {
                 );
                 let tmp = dir.join(format!(".{name}.tmp"));
                 let path = dir.join(&name);
-                let write = std::fs::write(&tmp, raw).and_then(|_| std::fs::rename(&tmp, &path));
-                write.map_err(|e| {
+                std::fs::write(&tmp, raw).map_err(|e| {
                     SendError::Transient(format!("cannot write {}: {e}", path.display()))
-                })
+                })?;
+                let turn = Finishing::take().await;
+                std::fs::rename(&tmp, &path).map_err(|e| {
+                    SendError::Transient(format!("cannot write {}: {e}", path.display()))
+                })?;
+                Ok(turn)
             }
             Transport::Smtp(sender) => sender.send(from, &to, raw).await,
         }
+    }
+}
+
+/// The turn to finish a message (its final `.`, or the rename of its file)
+/// and record it as sent; one at a time per process (see [`Transport::send`]).
+/// Dropping it gives the turn to the next sender.
+pub struct Finishing(#[allow(dead_code)] tokio::sync::MutexGuard<'static, ()>);
+
+static FINISHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl Finishing {
+    pub async fn take() -> Finishing {
+        Finishing(FINISHING.lock().await)
     }
 }
 

@@ -214,16 +214,32 @@ pub async fn step_many(
             hang_point("before-send").await;
             let result = transport.send(from, &msg.recipient, &msg.raw).await;
             on_mail();
-            match &result {
-                Ok(()) => {
+            let result = match result {
+                Ok(turn) => {
                     failpoint("after-send");
                     // Kept at once: a worker aborted before the commit
                     // (shutdown) still records it (see `record_pending`).
-                    pending(app).push((msg.id, Outcome::Sent(Utc::now())));
+                    let sent = (msg.id, Outcome::Sent(Utc::now()));
+                    pending(app).push(sent.clone());
+                    // Recorded before the turn passes on: at most one mail of
+                    // this process is ever between the server's 250 and our
+                    // commit. Should the record fail, the batch records it.
+                    match app.store.record_outcomes(std::slice::from_ref(&sent)).await {
+                        Ok(()) => forget(app, std::slice::from_ref(&sent)),
+                        Err(e) => {
+                            warn!(outbox = msg.id, error = %format!("{e:#}"), "recording a sent mail failed; retrying with its batch")
+                        }
+                    }
+                    drop(turn);
+                    Ok(())
                 }
-                Err(SendError::Setup(_)) => refused.store(true, Ordering::SeqCst),
-                Err(_) => {}
-            }
+                Err(e) => {
+                    if matches!(e, SendError::Setup(_)) {
+                        refused.store(true, Ordering::SeqCst);
+                    }
+                    Err(e)
+                }
+            };
             (msg, Some(result))
         }
     };

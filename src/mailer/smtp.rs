@@ -242,7 +242,12 @@ impl SmtpSender {
     }
 
     /// Send `raw` from `from` to the one recipient `to`.
-    pub async fn send(&self, from: &Address, to: &Address, raw: &[u8]) -> Result<(), SendError> {
+    pub async fn send(
+        &self,
+        from: &Address,
+        to: &Address,
+        raw: &[u8],
+    ) -> Result<super::Finishing, SendError> {
         let cached = self.idle_connection();
         let reused = cached.is_some();
         let mut conn = match cached {
@@ -258,12 +263,12 @@ impl SmtpSender {
             result = self.transaction(&mut conn, from, to, raw).await;
         }
         match result {
-            Ok(()) => {
+            Ok(turn) => {
                 let mut idle = self.idle();
                 if idle.len() < crate::outbox::CONNECTIONS {
                     idle.push((conn, Instant::now()));
                 }
-                Ok(())
+                Ok(turn)
             }
             Err(failed) => {
                 conn.abort().await;
@@ -297,7 +302,7 @@ impl SmtpSender {
         from: &Address,
         to: &Address,
         raw: &[u8],
-    ) -> Result<(), Failed> {
+    ) -> Result<super::Finishing, Failed> {
         let info = conn.server_info();
         let mut params = Vec::new();
         if !(AsRef::<str>::as_ref(from).is_ascii() && AsRef::<str>::as_ref(to).is_ascii()) {
@@ -340,8 +345,11 @@ impl SmtpSender {
         }
         // The body may be large; give it time in proportion (1 s per 64 KiB extra).
         let body_time = self.timeout + Duration::from_secs(raw.len() as u64 / 65_536);
+        // From the message to its record as sent, one mail at a time (see
+        // `Transport::send`); the wait for the turn is not the server's time.
+        let turn = super::Finishing::take().await;
         match tokio::time::timeout(body_time, conn.message(raw)).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => Ok(turn),
             Ok(Err(e)) => Err(Failed::Data(Refusal::of(&e))),
             Err(_) => Err(Failed::Data(Refusal::silent(
                 "the end of the message",
