@@ -224,7 +224,7 @@ pub async fn step_many(
                     // Recorded before the turn passes on: at most one mail of
                     // this process is ever between the server's 250 and our
                     // commit. Should the record fail, the batch records it.
-                    match app.store.record_outcomes(std::slice::from_ref(&sent)).await {
+                    match app.store.record_sent(std::slice::from_ref(&sent)).await {
                         Ok(()) => forget(app, std::slice::from_ref(&sent)),
                         Err(e) => {
                             warn!(outbox = msg.id, error = %format!("{e:#}"), "recording a sent mail failed; retrying with its batch")

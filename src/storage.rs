@@ -352,6 +352,8 @@ pub(crate) enum Tx {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite: the connection for `record_sent` (see `sqlite::relaxed`).
+    relaxed: Option<sqlx::SqlitePool>,
     /// This store's name in outbox claims (see `claims`).
     claimer: Arc<str>,
     /// The database as a person recognises it (`DatabaseConfig::describe`).
@@ -367,14 +369,19 @@ impl Store {
     /// Open (creating when missing, on SQLite) the database and bring its
     /// schema up to date.
     pub async fn open(db: &DatabaseConfig) -> anyhow::Result<Store> {
-        let pool = match db {
-            DatabaseConfig::Sqlite { path } => Pool::Sqlite(sqlite::open(path).await?),
-            DatabaseConfig::Postgres { url, password } => {
-                Pool::Postgres(postgres::open(url, password.as_ref()).await?)
-            }
+        let (pool, relaxed) = match db {
+            DatabaseConfig::Sqlite { path } => (
+                Pool::Sqlite(sqlite::open(path).await?),
+                Some(sqlite::relaxed(path)?),
+            ),
+            DatabaseConfig::Postgres { url, password } => (
+                Pool::Postgres(postgres::open(url, password.as_ref()).await?),
+                None,
+            ),
         };
         Ok(Store {
             pool,
+            relaxed,
             claimer: claims::new_claimer().into(),
             database: db.describe(),
         })
@@ -386,6 +393,18 @@ impl Store {
         let tx = match &self.pool {
             Pool::Sqlite(p) => Tx::Sqlite(sqlite::begin(p).await?),
             Pool::Postgres(p) => Tx::Postgres(postgres::begin(p).await?),
+        };
+        Ok(StoreTx { tx })
+    }
+
+    /// A write transaction whose commit survives this process dying but
+    /// may be lost with the machine's power (see `sqlite::relaxed`,
+    /// `postgres::begin_relaxed`).
+    pub(crate) async fn begin_relaxed(&self) -> anyhow::Result<StoreTx> {
+        let tx = match (&self.pool, &self.relaxed) {
+            (Pool::Sqlite(_), Some(p)) => Tx::Sqlite(sqlite::begin(p).await?),
+            (Pool::Sqlite(p), None) => Tx::Sqlite(sqlite::begin(p).await?),
+            (Pool::Postgres(p), _) => Tx::Postgres(postgres::begin_relaxed(p).await?),
         };
         Ok(StoreTx { tx })
     }

@@ -200,6 +200,22 @@ impl Store {
         tx.commit().await
     }
 
+    /// Record mails the server has just accepted, the moment it did: the
+    /// commit does not wait for the disk. A crash of the process keeps it; a
+    /// power loss may take the last ones back, and those mails go out once
+    /// more — a duplicate, never a lost mail. Everything else the outbox
+    /// records (`record_outcomes`) waits for the disk.
+    pub async fn record_sent(&self, outcomes: &[(i64, Outcome)]) -> anyhow::Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_relaxed().await?;
+        for (id, outcome) in outcomes {
+            tx.record_outcome(*id, outcome).await?;
+        }
+        tx.commit().await
+    }
+
     /// Take back the claims of senders on this machine that are gone.
     async fn release_gone_claims(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
         let claimers: Vec<String> = on_pool!(self, |c| {

@@ -70,3 +70,16 @@ pub(super) async fn begin(pool: &PgPool) -> anyhow::Result<Transaction<'static, 
         .context("waiting for the database write lock")?;
     Ok(tx)
 }
+
+/// A write transaction whose commit does not wait for the server's disk
+/// (`synchronous_commit = off`): it survives rsvpd dying, not the database
+/// server crashing within its next WAL flush (≤ 3 × wal_writer_delay). Used
+/// only to record a mail as sent (see `Store::record_sent`).
+pub(super) async fn begin_relaxed(pool: &PgPool) -> anyhow::Result<Transaction<'static, Postgres>> {
+    let mut tx = begin(pool).await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await
+        .context("setting synchronous_commit for the transaction")?;
+    Ok(tx)
+}

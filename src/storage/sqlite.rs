@@ -32,17 +32,7 @@ pub(super) async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         .await
         .context("waiting for the migration lock")?
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    let opts = SqliteConnectOptions::from_str("sqlite://")
-        .context("sqlite options")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // Freed and shrunk records are overwritten with zeros: an erased
-        // person's data must not linger in the file's free space.
-        .pragma("secure_delete", "on")
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+    let opts = options(path)?.synchronous(SqliteSynchronous::Full);
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(opts)
@@ -67,6 +57,32 @@ pub(super) async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         )
     })?;
     Ok(pool)
+}
+
+fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str("sqlite://")
+        .context("sqlite options")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Freed and shrunk records are overwritten with zeros: an erased
+        // person's data must not linger in the file's free space.
+        .pragma("secure_delete", "on")
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true))
+}
+
+/// One connection whose commits do not wait for the disk (`synchronous =
+/// NORMAL`): in WAL mode such a commit survives the process dying, not the
+/// machine losing power; the next ordinary commit makes it durable too.
+/// Used only to record a mail as sent (see `Store::record_sent`), where
+/// losing the record means sending the mail again, never losing one.
+/// Opened after `open` has brought the schema up to date.
+pub(super) fn relaxed(path: &Path) -> anyhow::Result<SqlitePool> {
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .connect_lazy_with(options(path)?.synchronous(SqliteSynchronous::Normal)))
 }
 
 /// A write transaction. IMMEDIATE takes the write lock up front, so the
