@@ -481,9 +481,12 @@ fn main() {
     if only == "latency" {
         let latency = rsvpd_idle_latency(samples);
         println!(
-            "rsvpd IDLE latency: p50 {:.0} ms, p99 {:.0} ms",
+            "rsvpd IDLE latency: p50 {:.0} ms, p99 {:.0} ms; idle RSS {} MiB (heap and stacks {} MiB, binary and libraries {} MiB)",
             ms(percentile(&latency.samples, 50.0)),
-            ms(percentile(&latency.samples, 99.0))
+            ms(percentile(&latency.samples, 99.0)),
+            latency.idle_rss_kib / 1024,
+            latency.idle_anon_kib / 1024,
+            latency.idle_file_kib / 1024
         );
         return;
     }
