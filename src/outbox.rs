@@ -10,10 +10,14 @@
 //! says what to fix, and marks nobody. The rate limit
 //! (`max_per_minute`) is counted from the sent and the claimed rows when mail
 //! is claimed, so it holds across restarts and for all senders together.
-//! A step claims a batch, sends it over a few SMTP connections side by side
-//! and records every mail's own outcome in one transaction. A crash between
-//! the server's 250 and that commit sends those mails twice; that is the only
-//! duplicate possible. A mail is claimed before it is sent
+//! A step claims a batch and sends it over a few SMTP connections side by
+//! side. A mail the server accepts is recorded as sent at once, and only one
+//! mail per process at a time is between its final `.` and that record
+//! (`mailer::Finishing`; the other connections wait before their final `.`):
+//! a crash between the server's 250 and our commit sends that one mail twice,
+//! the only duplicate possible. The other outcomes (retry, failed, waiting)
+//! are recorded for the whole batch in one transaction at its end. A mail is
+//! claimed before it is sent
 //! (`Store::claim_batch`), so senders working side by side never send one mail
 //! twice while they live.
 //!
@@ -153,9 +157,9 @@ pub async fn backlog_notice(app: &App) -> anyhow::Result<String> {
     ))
 }
 
-/// The most mails one step claims, sends and records in one transaction: two
-/// commits per batch instead of two per mail. A crash after the server's 250
-/// and before the batch's commit sends those mails again.
+/// The most mails one step claims (one commit) and sends; each sent mail is
+/// recorded the moment the server accepts it, the other outcomes in one
+/// commit at the end of the batch.
 pub const BATCH: usize = 32;
 /// The most SMTP connections one sender uses side by side.
 pub const CONNECTIONS: usize = 4;
@@ -169,8 +173,9 @@ pub async fn step(app: &App, transport: &Transport) -> anyhow::Result<Step> {
 }
 
 /// Claim up to `max` due mails within `max_per_minute`, send them over up to
-/// [`CONNECTIONS`] connections side by side, and record each one's outcome,
-/// all in one transaction; the step and how many mails it handled.
+/// [`CONNECTIONS`] connections side by side, and record each one's outcome
+/// (a sent mail at once, the others at the end); the step and how many mails
+/// it handled.
 /// `on_mail` is called as each send ends (sent or not), so the daemon's
 /// health sees a step of many mails make progress mail by mail.
 pub async fn step_many(
