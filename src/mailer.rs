@@ -1343,13 +1343,11 @@ impl Transport {
                 );
                 let tmp = dir.join(format!(".{name}.tmp"));
                 let path = dir.join(&name);
-                std::fs::write(&tmp, raw).map_err(|e| {
-                    SendError::Transient(format!("cannot write {}: {e}", path.display()))
-                })?;
+                let failed =
+                    |e| SendError::Transient(format!("cannot write {}: {e}", path.display()));
+                std::fs::write(&tmp, raw).map_err(failed)?;
                 let turn = Finishing::take().await;
-                std::fs::rename(&tmp, &path).map_err(|e| {
-                    SendError::Transient(format!("cannot write {}: {e}", path.display()))
-                })?;
+                std::fs::rename(&tmp, &path).map_err(failed)?;
                 Ok(turn)
             }
             Transport::Smtp(sender) => sender.send(from, &to, raw).await,
@@ -1360,13 +1358,17 @@ impl Transport {
 /// The turn to finish a message (its final `.`, or the rename of its file)
 /// and record it as sent; one at a time per process (see [`Transport::send`]).
 /// Dropping it gives the turn to the next sender.
-pub struct Finishing(#[allow(dead_code)] tokio::sync::MutexGuard<'static, ()>);
+pub struct Finishing {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
 
 static FINISHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Finishing {
     pub async fn take() -> Finishing {
-        Finishing(FINISHING.lock().await)
+        Finishing {
+            _turn: FINISHING.lock().await,
+        }
     }
 }
 

@@ -224,12 +224,13 @@ pub async fn step_many(
                     failpoint("after-send");
                     // Kept at once: a worker aborted before the commit
                     // (shutdown) still records it (see `record_pending`).
-                    let sent = (msg.id, Outcome::Sent(Utc::now()));
+                    let at = Utc::now();
+                    let sent = (msg.id, Outcome::Sent(at));
                     pending(app).push(sent.clone());
                     // Recorded before the turn passes on: at most one mail of
                     // this process is ever between the server's 250 and our
                     // commit. Should the record fail, the batch records it.
-                    match app.store.record_sent(std::slice::from_ref(&sent)).await {
+                    match app.store.record_sent(msg.id, at).await {
                         Ok(()) => forget(app, std::slice::from_ref(&sent)),
                         Err(e) => {
                             warn!(outbox = msg.id, error = %format!("{e:#}"), "recording a sent mail failed; retrying with its batch")

@@ -28,8 +28,18 @@ impl App {
     /// of CPU (see `benches/understand.rs`), which would otherwise hold up the
     /// IMAP and SMTP work of the other workers on the daemon's async threads.
     pub async fn understand(&self, raw: &[u8]) -> anyhow::Result<Understood> {
-        let refs = understand::thread_references(raw);
-        let thread = self.store.thread_conference(&refs).await?;
+        self.understand_answering(raw, &understand::thread_references(raw))
+            .await
+    }
+
+    /// `understand`, with the message ids the mail answers already read
+    /// (`understand::thread_references`).
+    async fn understand_answering(
+        &self,
+        raw: &[u8],
+        refs: &[String],
+    ) -> anyhow::Result<Understood> {
+        let thread = self.store.thread_conference(refs).await?;
         let mut understood = self.understand_in(raw, thread.clone()).await?;
         if thread.is_none()
             && unrouted(&understood.action)
@@ -48,7 +58,7 @@ impl App {
                 }
             }
         }
-        if let Some((conference, registrant)) = self.store.opt_in_thread(&refs).await? {
+        if let Some((conference, registrant)) = self.store.opt_in_thread(refs).await? {
             confirm_by_thread(&mut understood, &conference, &registrant);
         }
         Ok(understood)
@@ -130,7 +140,6 @@ impl App {
         mails: &[Incoming<'_>],
         fence: Fence,
     ) -> anyhow::Result<Vec<Processed>> {
-        let mut done: Vec<Processed> = Vec::with_capacity(mails.len());
         let mut batch: Vec<(usize, Prepared<'_>)> = Vec::new();
         let mut results: Vec<Option<Processed>> = vec![None; mails.len()];
         // Read side by side (understanding is CPU on the blocking threads,
@@ -144,32 +153,25 @@ impl App {
             read.extend(futures_util::future::join_all(side_by_side).await);
         }
         for ((i, mail), read) in mails.iter().enumerate().zip(read) {
-            let mut prepared = match read? {
-                Ok(p) => p,
-                Err(outcome) => {
-                    results[i] = Some(Processed::AlreadyHandled(outcome));
-                    continue;
-                }
-            };
-            if batch.iter().any(|(_, b)| depends_on(&prepared, b)) {
+            let mut read = read?;
+            if let Ok(prepared) = &read
+                && batch.iter().any(|(_, b)| depends_on(prepared, b))
+            {
                 self.record_batch(&mut batch, &mut results, mails, fence)
                     .await?;
-                prepared = match self.prepare(mail.raw, mail.location, mail.oversize).await? {
-                    Ok(p) => p,
-                    Err(outcome) => {
-                        results[i] = Some(Processed::AlreadyHandled(outcome));
-                        continue;
-                    }
-                };
+                read = self.prepare(mail.raw, mail.location, mail.oversize).await?;
             }
-            batch.push((i, prepared));
+            match read {
+                Ok(prepared) => batch.push((i, prepared)),
+                Err(outcome) => results[i] = Some(Processed::AlreadyHandled(outcome)),
+            }
         }
         self.record_batch(&mut batch, &mut results, mails, fence)
             .await?;
-        for r in results {
-            done.push(r.ok_or_else(|| anyhow::anyhow!("a mail of the batch was left unhandled"))?);
-        }
-        Ok(done)
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| anyhow::anyhow!("a mail of the batch was left unhandled")))
+            .collect()
     }
 
     async fn record_batch<'a>(
@@ -212,7 +214,8 @@ impl App {
         if let Some(outcome) = self.store.inbound_outcome(location).await? {
             return Ok(Err(outcome));
         }
-        let understood = self.understand(raw).await?;
+        let references = understand::thread_references(raw);
+        let understood = self.understand_answering(raw, &references).await?;
         let message_id = understood
             .message_id
             .clone()
@@ -222,7 +225,7 @@ impl App {
             raw,
             location,
             oversize,
-            references: understand::thread_references(raw),
+            references,
             understood,
             message_id,
         }))

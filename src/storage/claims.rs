@@ -193,11 +193,7 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        for (id, outcome) in outcomes {
-            tx.record_outcome(*id, outcome).await?;
-        }
-        tx.commit().await
+        record_in(self.begin().await?, outcomes).await
     }
 
     /// Record mails the server has just accepted, the moment it did: the
@@ -205,15 +201,8 @@ impl Store {
     /// power loss may take the last ones back, and those mails go out once
     /// more — a duplicate, never a lost mail. Everything else the outbox
     /// records (`record_outcomes`) waits for the disk.
-    pub async fn record_sent(&self, outcomes: &[(i64, Outcome)]) -> anyhow::Result<()> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_relaxed().await?;
-        for (id, outcome) in outcomes {
-            tx.record_outcome(*id, outcome).await?;
-        }
-        tx.commit().await
+    pub async fn record_sent(&self, id: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
+        record_in(self.begin_relaxed().await?, &[(id, Outcome::Sent(at))]).await
     }
 
     /// Take back the claims of senders on this machine that are gone.
@@ -364,6 +353,14 @@ impl StoreTx {
         };
         Ok(())
     }
+}
+
+/// Record each outcome in `tx` and commit it.
+async fn record_in(mut tx: StoreTx, outcomes: &[(i64, Outcome)]) -> anyhow::Result<()> {
+    for (id, outcome) in outcomes {
+        tx.record_outcome(*id, outcome).await?;
+    }
+    tx.commit().await
 }
 
 #[cfg(test)]
