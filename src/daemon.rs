@@ -44,29 +44,38 @@ use crate::web;
 pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;
-    // Reading first, sending after, not side by side: a crash while reading
-    // must not find a send of this run between the server's 250 and its
-    // commit (the crash tests hold `run --once` to no duplicate for a crash
-    // after the move). The daemon's workers overlap reading and sending.
     let reader = app
         .store
         .try_read_mailbox(ReaderRole::Once, Duration::ZERO)
         .await?;
-    let handled = match reader {
+    let (handled, mut sent, mut throttled) = match reader {
         Reading::Granted(lease) => {
+            // Confirmations go out while the mailbox is still read, as in the
+            // daemon: what a batch queued is sent while the next is read.
+            let (done_tx, done_rx) = watch::channel(false);
+            let sending = tokio::spawn({
+                let (app, transport) = (app.clone(), transport.clone());
+                async move {
+                    let mut throttled = false;
+                    let sent = send_due(&app, &transport, Some(done_rx), &mut throttled).await;
+                    (sent, throttled)
+                }
+            });
             let mut source = Source::new(&app.config);
             let handled = mailbox::drain(&app, &mut source, lease.fence()).await;
+            let _ = done_tx.send(true);
+            let (sent, throttled) = sending.await.context("the sending task failed")?;
             // The reader also deletes what `forget` queued (it has the password).
             erase_mailbox_copies(&app).await;
             // Given back before the rest, so a daemon waiting for it reads on.
             lease.release().await;
-            handled.context("reading the mailbox")?
+            (handled.context("reading the mailbox")?, sent?, throttled)
         }
         Reading::Busy(holder) => {
             info!(
                 "the mailbox is read by another rsvpd ({holder}); leaving it to that one and running only the due schedules and the outbox"
             );
-            0
+            (0, 0, false)
         }
     };
     let scheduled = schedule::drain(&app, chrono::Utc::now())
@@ -75,21 +84,42 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
     crate::privacy::purge_due(&app, chrono::Utc::now())
         .await
         .context("purging personal data after the retention time")?;
+    sent += send_due(&app, &transport, None, &mut throttled).await?;
+    info!(handled, scheduled, sent, "run --once finished");
+    app.store.close().await;
+    Ok(())
+}
+
+/// Send what is due, in batches, until nothing is due — or, with `reading`,
+/// until nothing is due *and* the mailbox has been read to its end (until
+/// then an empty outbox waits for the next registration). Returns how many
+/// mails were handled; a pause of sending ends it early.
+async fn send_due(
+    app: &App,
+    transport: &Transport,
+    mut reading: Option<watch::Receiver<bool>>,
+    throttled: &mut bool,
+) -> anyhow::Result<usize> {
     let mut sent = 0;
-    let mut throttled = false;
     loop {
-        match outbox::step_many(&app, &transport, outbox::BATCH, &|| {}).await? {
-            (Step::Worked, n) => sent += n,
-            (Step::Throttled(until), _) => {
-                if !std::mem::replace(&mut throttled, true) {
-                    info!("{}", outbox::backlog_notice(&app).await?);
-                }
-                let wait = (until - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::from_millis(200));
-                tokio::time::sleep(wait).await;
+        let step = outbox::step_many(app, transport, outbox::BATCH, &|| {}).await?;
+        let wait = match step {
+            (Step::Worked, n) => {
+                sent += n;
+                continue;
             }
-            (Step::Idle(_), _) => break,
+            (Step::Throttled(until), _) => {
+                if !std::mem::replace(throttled, true) {
+                    info!("{}", outbox::backlog_notice(app).await?);
+                }
+                (until - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::from_millis(200))
+            }
+            (Step::Idle(_), _) => match &reading {
+                Some(done) if !*done.borrow() => OUTBOX_RECHECK,
+                _ => break,
+            },
             (Step::Paused(until), _) => {
                 warn!(
                     retry_at = %crate::storage::ts(until),
@@ -97,11 +127,19 @@ pub async fn run_once(config: Config) -> anyhow::Result<()> {
                 );
                 break;
             }
+        };
+        match reading.as_mut() {
+            Some(done) if !*done.borrow() => {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = app.outbox_wakeup.notified() => {}
+                    _ = done.changed() => {}
+                }
+            }
+            _ => tokio::time::sleep(wait).await,
         }
     }
-    info!(handled, scheduled, sent, "run --once finished");
-    app.store.close().await;
-    Ok(())
+    Ok(sent)
 }
 
 /// The mailbox reader's lease between two mailbox workers: taken at start

@@ -18,6 +18,21 @@ pub fn failpoint(name: &str) {
     let _ = name;
 }
 
+/// Abort here like [`failpoint`], but only once no mail of this process is
+/// between the SMTP server's 250 and its record (the crash points of the
+/// mailbox reader: `run --once` sends while it reads, and a crash at one of
+/// them is meant to test the reader's state alone; a crash that also catches a
+/// send in that window is `after-send`).
+pub async fn reader_failpoint(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("RSVPD_FAILPOINT").is_ok_and(|v| v == name) {
+        let _turn = crate::mailer::Finishing::take().await;
+        failpoint(name);
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}
+
 /// Panic here if `RSVPD_FAILPOINT` names this point (debug builds only), to
 /// prove that a panic while handling one mail is caught.
 #[inline]

@@ -33,7 +33,7 @@ use tracing::{debug, info};
 
 use crate::app::App;
 use crate::config::{Config, ImapServer, MailboxSource};
-use crate::failpoint::failpoint;
+use crate::failpoint::reader_failpoint;
 use crate::pipeline::{Incoming, Processed};
 use crate::storage::Fence;
 
@@ -122,7 +122,7 @@ impl Source {
         match (self, msg.key) {
             (Source::Maildir(m), Key::File(path)) => {
                 m.file_away(&path, review)?;
-                failpoint("after-move");
+                reader_failpoint("after-move").await;
                 Ok(())
             }
             // Moved with the rest of its batch (see the module documentation).
@@ -391,7 +391,7 @@ impl ImapSource {
                 .set_mailbox_state(&key, uidvalidity, state.last_uid, fence)
                 .await?;
         }
-        failpoint("after-move");
+        reader_failpoint("after-move").await;
         Ok(())
     }
 
@@ -548,7 +548,7 @@ pub async fn step(app: &App, source: &mut Source, fence: Fence) -> anyhow::Resul
     let Some(first) = source.next(app, fence).await? else {
         return Ok(0);
     };
-    failpoint("after-fetch");
+    reader_failpoint("after-fetch").await;
     let mut batch = vec![first];
     while batch.len() < READ_BATCH
         && let Some(msg) = source.next_fetched()
@@ -564,7 +564,7 @@ pub async fn step(app: &App, source: &mut Source, fence: Fence) -> anyhow::Resul
         })
         .collect();
     let processed = app.process_many(&incoming, fence).await?;
-    failpoint("after-commit");
+    reader_failpoint("after-commit").await;
     let n = batch.len();
     for (msg, processed) in batch.into_iter().zip(processed) {
         if let Processed::AlreadyHandled(outcome) = &processed {
