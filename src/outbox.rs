@@ -83,16 +83,18 @@ pub async fn enqueue(
     now: DateTime<Utc>,
     render: impl FnOnce() -> anyhow::Result<Rendered>,
 ) -> anyhow::Result<Enqueued> {
-    if tx.is_undeliverable(mail.recipient).await? {
+    if let Some(cap) = mail.answers_per_day {
+        let (bounced, answers) = tx
+            .answer_blockers(mail.recipient, now - Duration::hours(24))
+            .await?;
+        if bounced {
+            return Ok(Enqueued::Undeliverable);
+        }
+        if answers >= i64::from(cap) {
+            return Ok(Enqueued::CapReached(cap));
+        }
+    } else if tx.is_undeliverable(mail.recipient).await? {
         return Ok(Enqueued::Undeliverable);
-    }
-    if let Some(cap) = mail.answers_per_day
-        && tx
-            .answers_since(mail.recipient, now - Duration::hours(24))
-            .await?
-            >= i64::from(cap)
-    {
-        return Ok(Enqueued::CapReached(cap));
     }
     let rendered = render()?;
     tx.queue(

@@ -145,10 +145,13 @@ impl App {
         // Read side by side (understanding is CPU on the blocking threads,
         // the store's lookups are waits), recorded in order below.
         let mut read = Vec::with_capacity(mails.len());
+        let locations: Vec<&str> = mails.iter().map(|m| m.location).collect();
+        let handled_before = self.store.inbound_outcomes(&locations).await?;
         for chunk in mails.chunks(READ_AHEAD) {
             let mut side_by_side = Vec::with_capacity(chunk.len());
             for m in chunk {
-                side_by_side.push(self.prepare(m.raw, m.location, m.oversize));
+                let known = handled_before.get(m.location).copied();
+                side_by_side.push(self.prepare_known(m.raw, m.location, m.oversize, known));
             }
             read.extend(futures_util::future::join_all(side_by_side).await);
         }
@@ -211,7 +214,19 @@ impl App {
         location: &'a str,
         oversize: Option<u64>,
     ) -> anyhow::Result<Result<Prepared<'a>, InboundOutcome>> {
-        if let Some(outcome) = self.store.inbound_outcome(location).await? {
+        let known = self.store.inbound_outcome(location).await?;
+        self.prepare_known(raw, location, oversize, known).await
+    }
+
+    /// `prepare`, with the location's stored outcome already looked up.
+    async fn prepare_known<'a>(
+        &self,
+        raw: &'a [u8],
+        location: &'a str,
+        oversize: Option<u64>,
+        handled_before: Option<InboundOutcome>,
+    ) -> anyhow::Result<Result<Prepared<'a>, InboundOutcome>> {
+        if let Some(outcome) = handled_before {
             return Ok(Err(outcome));
         }
         let references = understand::thread_references(raw);
@@ -237,8 +252,10 @@ impl App {
         let mut tx = self.store.begin().await?;
         tx.check_fence(fence).await?;
         let mut outcomes = Vec::with_capacity(mails.len());
+        let ids: Vec<&str> = mails.iter().map(|p| p.message_id.as_str()).collect();
+        let mut seen = tx.message_id_outcomes(&ids).await?;
         for p in mails {
-            let outcome = if let Some(previous) = tx.message_id_outcome(&p.message_id).await? {
+            let outcome = if let Some(previous) = seen.get(&p.message_id) {
                 Outcome {
                     outcome: InboundOutcome::Duplicate,
                     reason: Some(format!(
@@ -288,6 +305,9 @@ impl App {
                 now,
             )
             .await?;
+            if outcome.outcome != InboundOutcome::Duplicate {
+                seen.entry(p.message_id.clone()).or_insert(outcome.outcome);
+            }
             outcomes.push(outcome);
         }
         let what = match mails {

@@ -37,6 +37,7 @@
 //! (the registration flow reads seats, then writes; two instances must not
 //! both give away the last place). Outbox claims and marks run outside it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::understand::Explanation;
@@ -450,6 +451,32 @@ impl Store {
         Ok(row.map(|o| InboundOutcome::parse(&o)).transpose()?)
     }
 
+    /// `inbound_outcome` of several locations in one query: the outcome of
+    /// each location handled before (absent: not handled yet).
+    pub async fn inbound_outcomes(
+        &self,
+        locations: &[&str],
+    ) -> anyhow::Result<HashMap<String, InboundOutcome>> {
+        if locations.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT location, outcome FROM inbound_messages WHERE location IN ({})",
+            placeholders(1, locations.len())
+        );
+        let rows: Vec<(String, String)> = on_pool!(self, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for l in locations {
+                q = q.bind(*l);
+            }
+            q.fetch_all(c).await
+        })
+        .context("looking up messages")?;
+        rows.into_iter()
+            .map(|(l, o)| Ok((l, InboundOutcome::parse(&o)?)))
+            .collect()
+    }
+
     /// Every message that reached rsvpd and what became of it, in arrival order.
     pub async fn inbound_records(&self) -> anyhow::Result<Vec<InboundRecord>> {
         let rows: Vec<(String, String, Option<String>)> = on_pool!(self, |c| {
@@ -676,21 +703,36 @@ impl StoreTx {
         .context("cannot commit to the database")
     }
 
-    pub async fn message_id_outcome(
+    /// The stored outcome of each of several Message-IDs (the first mail with
+    /// it that was not itself a duplicate), in one query.
+    pub async fn message_id_outcomes(
         &mut self,
-        message_id: &str,
-    ) -> anyhow::Result<Option<InboundOutcome>> {
-        let o: Option<String> = on_tx!(self, |c| {
-            sqlx::query_scalar(
-                "SELECT outcome FROM inbound_messages WHERE message_id = $1 AND outcome != $2 ORDER BY id LIMIT 1",
-            )
-            .bind(message_id)
-            .bind(InboundOutcome::Duplicate.as_str())
-            .fetch_optional(&mut *c)
-            .await
+        message_ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, InboundOutcome>> {
+        if message_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT message_id, outcome FROM inbound_messages
+              WHERE message_id IN ({}) AND outcome != $1 ORDER BY id",
+            placeholders(2, message_ids.len())
+        );
+        let rows: Vec<(String, String)> = on_tx!(self, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(InboundOutcome::Duplicate.as_str());
+            for m in message_ids {
+                q = q.bind(*m);
+            }
+            q.fetch_all(&mut *c).await
         })
-        .context("looking up a Message-ID")?;
-        Ok(o.map(|o| InboundOutcome::parse(&o)).transpose()?)
+        .context("looking up Message-IDs")?;
+        let mut first = HashMap::new();
+        for (m, o) in rows {
+            if !first.contains_key(&m) {
+                first.insert(m, InboundOutcome::parse(&o)?);
+            }
+        }
+        Ok(first)
     }
 
     pub async fn insert_inbound(
@@ -889,17 +931,20 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Automatic answers queued to `recipient` since `since` (loop protection).
-    pub async fn answers_since(
+    /// Whether `recipient` bounced before, and how many automatic answers
+    /// were queued to it since `since` (loop protection) — one query, as
+    /// every answer asks both.
+    pub async fn answer_blockers(
         &mut self,
         recipient: &str,
         since: DateTime<Utc>,
-    ) -> anyhow::Result<i64> {
+    ) -> anyhow::Result<(bool, i64)> {
         let [a, b, c3, d] = OutboxKind::ANSWERS;
-        let n: i64 = on_tx!(self, |c| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND created_at > $2
-                   AND kind IN ($3, $4, $5, $6)",
+        let (bounced, answers): (i64, i64) = on_tx!(self, |c| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM undeliverable WHERE email = $1),
+                        (SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND created_at > $2
+                           AND kind IN ($3, $4, $5, $6))",
             )
             .bind(recipient)
             .bind(Ts(since))
@@ -910,8 +955,8 @@ impl StoreTx {
             .fetch_one(&mut *c)
             .await
         })
-        .context("counting answers")?;
-        Ok(n)
+        .context("reading undeliverable addresses and counting answers")?;
+        Ok((bounced > 0, answers))
     }
 
     pub async fn is_undeliverable(&mut self, email: &str) -> anyhow::Result<bool> {
@@ -941,4 +986,12 @@ impl StoreTx {
         .context("marking an address undeliverable")?;
         Ok(())
     }
+}
+
+/// `$first, $first+1, …` for `n` values of an `IN (…)` list.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -7,18 +7,30 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
-use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Longest body text we look at; registrations are short, and this keeps every
 /// regex pass linear and cheap even for a 30 MB mail.
 pub const MAX_TEXT: usize = 64 * 1024;
 
+/// The characters of `s` in NFC. Most text (all ASCII, nearly all German)
+/// is in NFC already; the quick check finds that without the composing
+/// iterator, which costs more per character than the rest of understanding's
+/// text handling.
+fn nfc(s: &str) -> Box<dyn Iterator<Item = char> + '_> {
+    if is_nfc_quick(s.chars()) == IsNormalized::Yes {
+        Box::new(s.chars())
+    } else {
+        Box::new(s.nfc())
+    }
+}
+
 /// NFC-normalises, turns exotic spaces into plain ones, drops zero-width and
 /// control characters (except newline and tab) and unifies line endings.
 pub fn clean(s: &str) -> String {
     let mut out = String::with_capacity(s.len().min(MAX_TEXT * 2));
-    for c in s.nfc() {
+    for c in nfc(s) {
         match c {
             '\r' => {}
             '\n' | '\t' => out.push(c),
@@ -42,7 +54,7 @@ pub fn clean(s: &str) -> String {
 pub fn one_line(s: &str) -> String {
     let mut out = String::new();
     let mut space = false;
-    for c in s.nfc() {
+    for c in nfc(s) {
         if c.is_whitespace() || c.is_control() || ('\u{200b}'..='\u{200d}').contains(&c) {
             space = true;
             continue;
@@ -67,7 +79,7 @@ pub fn one_line(s: &str) -> String {
 /// are dropped (ş→s, ł→l, ı→i), typographic quotes and dashes become ASCII.
 pub fn fold(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.nfc() {
+    for c in nfc(s) {
         match c {
             'ä' | 'Ä' => out.push_str("ae"),
             'ö' | 'Ö' => out.push_str("oe"),
@@ -82,6 +94,8 @@ pub fn fold(s: &str) -> String {
             '‘' | '’' | '‚' | '‛' | '`' | '´' => out.push('\''),
             '–' | '—' | '‐' | '‑' | '−' => out.push('-'),
             '\u{a0}' | '\u{202f}' => out.push(' '),
+            // Its own decomposition, no mark, one lowercase letter.
+            c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
             _ => {
                 for d in c.nfd() {
                     if !is_combining_mark(d) {
