@@ -728,8 +728,8 @@ impl StoreTx {
         .context("looking up Message-IDs")?;
         let mut first = HashMap::new();
         for (m, o) in rows {
-            if !first.contains_key(&m) {
-                first.insert(m, InboundOutcome::parse(&o)?);
+            if let std::collections::hash_map::Entry::Vacant(e) = first.entry(m) {
+                e.insert(InboundOutcome::parse(&o)?);
             }
         }
         Ok(first)
