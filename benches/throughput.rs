@@ -6,7 +6,9 @@
 //! private Dovecot and a private smtp-sink on loopback:
 //!
 //! 1. rsvpd: `rsvpd run --once` drains the backlog (understand, record,
-//!    answer, file away) — wall time and peak RSS of the process.
+//!    answer, file away) — wall time and peak RSS of the process; once with
+//!    SQLite, once with a private PostgreSQL that syncs its commits to disk
+//!    (fsync on, as in production; the tests' servers run without).
 //! 2. The naive peer (`benches/naive_peer.py`): Python's imaplib + sqlite3 +
 //!    smtplib, one mail at a time, the way a user would write it.
 //! 3. The limit: Postfix's `smtp-source` feeds the same smtp-sink N mails of
@@ -35,9 +37,12 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use support::dovecot::Dovecot;
+use support::postgres::Postgres;
 use support::smtp_sink::SmtpSink;
 
 const MAILBOX: &str = "anmeldung@example.org";
+/// rsvpd's database unless said otherwise (relative to the config file).
+const SQLITE: &str = "sqlite://rsvpd.db";
 const SINK_WAIT: Duration = Duration::from_secs(600);
 
 fn registration(i: usize) -> Vec<u8> {
@@ -150,7 +155,12 @@ fn wait4(child: Child) -> (i32, libc::rusage) {
     (status, usage)
 }
 
-fn write_config(dir: &Path, dovecot: &Dovecot, sink: &SmtpSink) -> std::path::PathBuf {
+fn write_config(
+    dir: &Path,
+    dovecot: &Dovecot,
+    sink: &SmtpSink,
+    database: &str,
+) -> std::path::PathBuf {
     let config = dir.join("rsvpd.toml");
     std::fs::write(
         &config,
@@ -158,7 +168,7 @@ fn write_config(dir: &Path, dovecot: &Dovecot, sink: &SmtpSink) -> std::path::Pa
             "[mailbox]\nurl = \"imap://anmeldung%40example.org@127.0.0.1:{}?tls=none\"\nidle = true\n\
              [smtp]\nurl = \"smtp://127.0.0.1:{}?tls=none\"\nfrom = \"Anmeldung <anmeldung@example.org>\"\n\
              max_per_minute = 1000000\n[defaults]\nanswers_per_day = 1000000\n\
-             [database]\nurl = \"sqlite://rsvpd.db\"\n\
+             [database]\nurl = \"{database}\"\n\
              [[conference]]\nid = \"miko-2027\"\ntitle = \"Vierte Migrationskonferenz\"\n\
              aliases = [\"Migrationskonferenz\"]\nstarts = \"2099-10-15T13:30\"\nends = \"2099-10-15T19:30\"\n\
              workshops = [{{ id = \"w1\", title = \"Teilhabe\" }}, {{ id = \"w2\", title = \"Antidiskriminierung\" }}]\n",
@@ -201,12 +211,12 @@ struct Backlog {
     answer_bytes: usize,
 }
 
-/// `rsvpd run --once` on the backlog.
-fn rsvpd_backlog(n: usize) -> Backlog {
+/// `rsvpd run --once` on the backlog, with the database at `database`.
+fn rsvpd_backlog(n: usize, database: &str) -> Backlog {
     let dovecot = backlog(MAILBOX, n);
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().expect("dir");
-    let config = write_config(dir.path(), &dovecot, &sink);
+    let config = write_config(dir.path(), &dovecot, &sink, database);
     let (elapsed, peak_rss_kib) = run_measured(
         rsvpd_command(&config, &dovecot, &["run", "--once"]),
         "rsvpd run --once",
@@ -407,7 +417,7 @@ fn rsvpd_idle_latency(samples: usize) -> Latency {
     let dovecot = Dovecot::start();
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().expect("dir");
-    let config = write_config(dir.path(), &dovecot, &sink);
+    let config = write_config(dir.path(), &dovecot, &sink, SQLITE);
     let mut daemon = rsvpd_command(&config, &dovecot, &["run"])
         .spawn()
         .expect("rsvpd run");
@@ -476,7 +486,7 @@ fn main() {
     } else {
         (20, 3)
     };
-    // For profiling one part: RSVPD_BENCH_ONLY=backlog or =latency.
+    // For profiling one part: RSVPD_BENCH_ONLY=backlog, =postgres or =latency.
     let only = std::env::var("RSVPD_BENCH_ONLY").unwrap_or_default();
     if only == "latency" {
         let latency = rsvpd_idle_latency(samples);
@@ -490,8 +500,9 @@ fn main() {
         );
         return;
     }
-    if only == "backlog" {
-        let ours = rsvpd_backlog(n);
+    if only == "backlog" || only == "postgres" {
+        let pg = (only == "postgres").then(Postgres::start_durable);
+        let ours = rsvpd_backlog(n, pg.as_ref().map_or(SQLITE.into(), |p| p.url()).as_str());
         println!(
             "rsvpd run --once: {:.0} mails/s ({:.2?}), peak RSS {} MiB",
             per_second(n, ours.elapsed),
@@ -500,7 +511,11 @@ fn main() {
         );
         return;
     }
-    let ours = rsvpd_backlog(n);
+    let ours = rsvpd_backlog(n, SQLITE);
+    let on_postgres = {
+        let pg = Postgres::start_durable();
+        rsvpd_backlog(n, &pg.url())
+    };
     let (peer, peer_rss) = naive_peer(n);
     let limit = smtp_limit(n, ours.answer_bytes);
     let fetch = dovecot_alone(n);
@@ -520,6 +535,12 @@ fn main() {
         rate(ours.elapsed),
         ours.elapsed,
         ours.peak_rss_kib / 1024
+    );
+    println!(
+        "| rsvpd `run --once`, PostgreSQL (fsync on) | {:.0} | {:.2?} | {} MiB |",
+        rate(on_postgres.elapsed),
+        on_postgres.elapsed,
+        on_postgres.peak_rss_kib / 1024
     );
     println!(
         "| naive peer (Python) | {:.0} | {peer:.2?} | {} MiB |",
@@ -552,6 +573,11 @@ fn main() {
         peer.as_secs_f64() / ours.elapsed.as_secs_f64(),
         limit.as_secs_f64() / ours.elapsed.as_secs_f64(),
         100.0 * limit.as_secs_f64() / ours.elapsed.as_secs_f64()
+    );
+    println!(
+        "ratios on PostgreSQL: rsvpd/peer {:.2}×, rsvpd/limit {:.3}×",
+        peer.as_secs_f64() / on_postgres.elapsed.as_secs_f64(),
+        limit.as_secs_f64() / on_postgres.elapsed.as_secs_f64()
     );
     println!();
     println!("| IDLE latency | p50 | p99 | max |");

@@ -26,6 +26,9 @@ pub struct Postgres {
     bin: PathBuf,
     uid: u32,
     gid: u32,
+    /// fsync and synchronous commit on, as in production (the benchmark);
+    /// tests run without them.
+    durable: bool,
 }
 
 /// The directory of the newest installed PostgreSQL's programs.
@@ -58,6 +61,16 @@ fn postgres_user() -> (u32, u32) {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A server that syncs its commits to disk as a production one does, for
+    /// the benchmark (the tests' servers do not: fsync only costs there).
+    pub fn start_durable() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Postgres {
         let bin = bin_dir();
         let (uid, gid) = postgres_user();
         let dir = tempfile::Builder::new()
@@ -93,6 +106,7 @@ impl Postgres {
             bin,
             uid,
             gid,
+            durable,
         };
         let mut failures = Vec::new();
         for _ in 0..5 {
@@ -115,17 +129,19 @@ impl Postgres {
             .arg(&data)
             .args(["-p", &port.to_string(), "-h", HOST, "-k"])
             .arg(self.dir.path())
+            .uid(self.uid)
+            .gid(self.gid);
+        if !self.durable {
             // Tests need no durability across a machine crash; fsync only costs.
-            .args([
+            command.args([
                 "-c",
                 "fsync=off",
                 "-c",
                 "synchronous_commit=off",
                 "-c",
                 "full_page_writes=off",
-            ])
-            .uid(self.uid)
-            .gid(self.gid);
+            ]);
+        }
         let log = self.dir.path().join("postgres.log");
         let mut process = ServerProcess::spawn("postgres", command, &log, self.dir.path());
         let deadline = Instant::now() + READY_TIMEOUT;
