@@ -202,7 +202,21 @@ impl Store {
     /// more — a duplicate, never a lost mail. Everything else the outbox
     /// records (`record_outcomes`) waits for the disk.
     pub async fn record_sent(&self, id: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
-        record_in(self.begin_relaxed().await?, &[(id, Outcome::Sent(at))]).await
+        let Some(relaxed) = &self.relaxed else {
+            return record_in(self.begin_relaxed().await?, &[(id, Outcome::Sent(at))]).await;
+        };
+        // SQLite: one statement, its own transaction (a writing statement
+        // takes the write lock at its start, waiting like BEGIN IMMEDIATE) —
+        // a third of the round trips to the connection's thread.
+        sqlx::query(MARK_SENT)
+            .bind(OutboxState::Sent.as_str())
+            .bind(Ts(at))
+            .bind(id)
+            .bind(OutboxState::Queued.as_str())
+            .execute(relaxed)
+            .await
+            .context("marking a mail as sent")?;
+        Ok(())
     }
 
     /// Take back the claims of senders on this machine that are gone.
@@ -284,11 +298,7 @@ impl StoreTx {
         let queued = OutboxState::Queued.as_str();
         match outcome {
             Outcome::Sent(at) => on_tx!(self, |c| {
-                sqlx::query(
-                    "UPDATE outbox SET state = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL,
-                         claimed_by = NULL, claimed_until = NULL
-                     WHERE id = $3 AND state = $4",
-                )
+                sqlx::query(MARK_SENT)
                 .bind(OutboxState::Sent.as_str())
                 .bind(Ts(*at))
                 .bind(id)
@@ -354,6 +364,12 @@ impl StoreTx {
         Ok(())
     }
 }
+
+/// A mail the server accepted: sent, no longer claimed.
+const MARK_SENT: &str =
+    "UPDATE outbox SET state = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL,
+         claimed_by = NULL, claimed_until = NULL
+     WHERE id = $3 AND state = $4";
 
 /// Record each outcome in `tx` and commit it.
 async fn record_in(mut tx: StoreTx, outcomes: &[(i64, Outcome)]) -> anyhow::Result<()> {

@@ -35,6 +35,10 @@ pub(super) async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     let opts = options(path)?.synchronous(SqliteSynchronous::Full);
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        // A connection to a local file does not go stale; the test would be
+        // one more round trip to its thread for every statement outside a
+        // transaction.
+        .test_before_acquire(false)
         .connect_with(opts)
         .await
         .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -81,6 +85,7 @@ fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
 pub(super) fn relaxed(path: &Path) -> anyhow::Result<SqlitePool> {
     Ok(SqlitePoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .min_connections(0)
         .connect_lazy_with(options(path)?.synchronous(SqliteSynchronous::Normal)))
 }
