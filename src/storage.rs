@@ -353,8 +353,9 @@ pub(crate) enum Tx {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    /// SQLite: the connection for `record_sent` (see `sqlite::relaxed`).
-    relaxed: Option<sqlx::SqlitePool>,
+    /// The connection for `record_sent`, whose commits do not wait for the
+    /// disk (see `sqlite::relaxed`, `postgres::open`).
+    relaxed: Pool,
     /// This store's name in outbox claims (see `claims`).
     claimer: Arc<str>,
     /// The database as a person recognises it (`DatabaseConfig::describe`).
@@ -373,12 +374,12 @@ impl Store {
         let (pool, relaxed) = match db {
             DatabaseConfig::Sqlite { path } => (
                 Pool::Sqlite(sqlite::open(path).await?),
-                Some(sqlite::relaxed(path)?),
+                Pool::Sqlite(sqlite::relaxed(path)?),
             ),
-            DatabaseConfig::Postgres { url, password } => (
-                Pool::Postgres(postgres::open(url, password.as_ref()).await?),
-                None,
-            ),
+            DatabaseConfig::Postgres { url, password } => {
+                let (pool, relaxed) = postgres::open(url, password.as_ref()).await?;
+                (Pool::Postgres(pool), Pool::Postgres(relaxed))
+            }
         };
         Ok(Store {
             pool,
@@ -394,18 +395,6 @@ impl Store {
         let tx = match &self.pool {
             Pool::Sqlite(p) => Tx::Sqlite(sqlite::begin(p).await?),
             Pool::Postgres(p) => Tx::Postgres(postgres::begin(p).await?),
-        };
-        Ok(StoreTx { tx })
-    }
-
-    /// A write transaction whose commit survives this process dying but
-    /// may be lost with the machine's power (see `sqlite::relaxed`,
-    /// `postgres::begin_relaxed`).
-    pub(crate) async fn begin_relaxed(&self) -> anyhow::Result<StoreTx> {
-        let tx = match (&self.pool, &self.relaxed) {
-            (Pool::Sqlite(_), Some(p)) => Tx::Sqlite(sqlite::begin(p).await?),
-            (Pool::Sqlite(p), None) => Tx::Sqlite(sqlite::begin(p).await?),
-            (Pool::Postgres(p), _) => Tx::Postgres(postgres::begin_relaxed(p).await?),
         };
         Ok(StoreTx { tx })
     }
@@ -690,7 +679,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, |c| c.close().await)
+        on_pool!(self, |c| c.close().await);
+        match &self.relaxed {
+            Pool::Sqlite(c) => c.close().await,
+            Pool::Postgres(c) => c.close().await,
+        }
     }
 }
 

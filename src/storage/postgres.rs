@@ -16,8 +16,13 @@ use crate::config::Secret;
 /// The advisory lock every write transaction takes ("rsvpd wr" in ASCII).
 const WRITE_LOCK: i64 = 0x7273_7670_6420_7772;
 
-/// Connect to the server at `url` and migrate the database.
-pub(super) async fn open(url: &str, password: Option<&Secret>) -> anyhow::Result<PgPool> {
+/// Connect to the server at `url` and migrate the database; the pool, and
+/// the one connection whose commits do not wait for the server's disk
+/// (`synchronous_commit = off`, connected when first used): it records a mail
+/// as sent (see `Store::record_sent`), which survives rsvpd dying, not the
+/// database server crashing within its next WAL flush (≤ 3 × wal_writer_delay)
+/// — then the mail goes out once more, never lost.
+pub(super) async fn open(url: &str, password: Option<&Secret>) -> anyhow::Result<(PgPool, PgPool)> {
     let mut opts = PgConnectOptions::from_str(url)
         .with_context(|| format!("[database] url `{url}` is not a PostgreSQL URL"))?
         .application_name("rsvpd")
@@ -39,6 +44,11 @@ pub(super) async fn open(url: &str, password: Option<&Secret>) -> anyhow::Result
     if let Some(p) = password {
         opts = opts.password(p.expose());
     }
+    let relaxed = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with(opts.clone().options([("synchronous_commit", "off")]));
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(30))
@@ -54,7 +64,7 @@ pub(super) async fn open(url: &str, password: Option<&Secret>) -> anyhow::Result
         .run(&pool)
         .await
         .with_context(|| format!("cannot bring the database schema of {url} up to date"))?;
-    Ok(pool)
+    Ok((pool, relaxed))
 }
 
 /// A write transaction, serialised with every other one on this database.
@@ -68,18 +78,5 @@ pub(super) async fn begin(pool: &PgPool) -> anyhow::Result<Transaction<'static, 
         .execute(&mut *tx)
         .await
         .context("waiting for the database write lock")?;
-    Ok(tx)
-}
-
-/// A write transaction whose commit does not wait for the server's disk
-/// (`synchronous_commit = off`): it survives rsvpd dying, not the database
-/// server crashing within its next WAL flush (≤ 3 × wal_writer_delay). Used
-/// only to record a mail as sent (see `Store::record_sent`).
-pub(super) async fn begin_relaxed(pool: &PgPool) -> anyhow::Result<Transaction<'static, Postgres>> {
-    let mut tx = begin(pool).await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await
-        .context("setting synchronous_commit for the transaction")?;
     Ok(tx)
 }
