@@ -39,8 +39,9 @@ use crate::schedule;
 use crate::storage::{ReaderLease, ReaderRole, Reading, is_fenced};
 use crate::web;
 
-/// `rsvpd run --once`: drain the mailbox, then the due schedules, then send
-/// what is due (in batches); return when all is done.
+/// `rsvpd run --once`: drain the mailbox — sending what its mails queued
+/// meanwhile, as the daemon does —, then the due schedules, then send what is
+/// still due (in batches); return when all is done.
 pub async fn run_once(config: Config) -> anyhow::Result<()> {
     let app = App::open(config).await?;
     let transport = Transport::new(&app.config.smtp)?;

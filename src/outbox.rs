@@ -15,7 +15,11 @@
 //! mail per process at a time is between its final `.` and that record
 //! (`mailer::Finishing`; the other connections wait before their final `.`):
 //! a crash between the server's 250 and our commit sends that one mail twice,
-//! the only duplicate possible. The other outcomes (retry, failed, waiting)
+//! the only duplicate possible. That record is one statement on a connection
+//! whose commits do not wait for the disk (SQLite `synchronous = NORMAL`,
+//! PostgreSQL `synchronous_commit = off`; `Store::record_sent`): it survives
+//! the process dying, and a power loss can only make a mail go out again.
+//! The other outcomes (retry, failed, waiting)
 //! are recorded for the whole batch in one transaction at its end. A mail is
 //! claimed before it is sent
 //! (`Store::claim_batch`), so senders working side by side never send one mail
