@@ -231,6 +231,20 @@ fn three_instances_survive_killing_the_reader() {
         },
         || logs(&daemons),
     );
+    // A reader whose lock connection was terminated after the last mail
+    // has nothing left to write that could be refused: it notices at its
+    // next heartbeat (`reader::HEARTBEAT`, 5 s). Wait for that, bounded,
+    // before stopping the instances.
+    crate::support::wait_until(
+        Duration::from_secs(20),
+        "every reader whose lock connection was terminated stood down",
+        || {
+            std::thread::sleep(Duration::from_millis(100));
+            let seen = format!("{}\n{}", logs(&daemons), logs(&dead));
+            (seen.matches("lost the mailbox to another one").count() >= TERMINATIONS).then_some(())
+        },
+        || logs(&daemons),
+    );
     for d in &mut daemons {
         d.stop_cleanly(libc::SIGTERM);
     }
