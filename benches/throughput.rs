@@ -536,17 +536,18 @@ fn main() {
         .zip(&peer_rounds)
         .map(|(o, p)| format!("{:.2}×", p.0.as_secs_f64() / o.elapsed.as_secs_f64()))
         .collect();
-    let round_rates = |times: &mut dyn Iterator<Item = Duration>| {
+    let round_rates = |times: Vec<Duration>| {
         times
-            .map(|d| format!("{:.0}", per_second(n, d)))
+            .iter()
+            .map(|d| format!("{:.0}", per_second(n, *d)))
             .collect::<Vec<_>>()
             .join(", ")
     };
     let rounds_line = format!(
         "rounds (rsvpd, then the peer, {rounds} times): rsvpd {} mails/s; peer {} mails/s; \
          rsvpd/peer per round {}",
-        round_rates(&mut our_rounds.iter().map(|o| o.elapsed)),
-        round_rates(&mut peer_rounds.iter().map(|p| p.0)),
+        round_rates(our_rounds.iter().map(|o| o.elapsed).collect()),
+        round_rates(peer_rounds.iter().map(|p| p.0).collect()),
         round_ratios.join(", ")
     );
     our_rounds.sort_by_key(|o| o.elapsed);

@@ -104,6 +104,7 @@ async fn send_due(
     let mut sent = 0;
     loop {
         let step = outbox::step_many(app, transport, outbox::BATCH, &|| {}).await?;
+        let still_reading = reading.as_ref().is_some_and(|done| !*done.borrow());
         let wait = match step {
             (Step::Worked, n) => {
                 sent += n;
@@ -117,10 +118,8 @@ async fn send_due(
                     .to_std()
                     .unwrap_or(Duration::from_millis(200))
             }
-            (Step::Idle(_), _) => match &reading {
-                Some(done) if !*done.borrow() => OUTBOX_RECHECK,
-                _ => break,
-            },
+            (Step::Idle(_), _) if still_reading => OUTBOX_RECHECK,
+            (Step::Idle(_), _) => break,
             (Step::Paused(until), _) => {
                 warn!(
                     retry_at = %crate::storage::ts(until),
@@ -129,15 +128,15 @@ async fn send_due(
                 break;
             }
         };
-        match reading.as_mut() {
-            Some(done) if !*done.borrow() => {
+        match reading.as_mut().filter(|_| still_reading) {
+            Some(done) => {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = app.outbox_wakeup.notified() => {}
                     _ = done.changed() => {}
                 }
             }
-            _ => tokio::time::sleep(wait).await,
+            None => tokio::time::sleep(wait).await,
         }
     }
     Ok(sent)

@@ -206,10 +206,9 @@ impl Store {
         // SQLite's write lock at its start (waiting like BEGIN IMMEDIATE); on
         // PostgreSQL it locks the row and needs no write lock (a mark, see the
         // module doc). One round trip instead of three to five.
-        let relaxed = &self.relaxed;
-        match relaxed {
-            Pool::Sqlite(c) => mark_sent!(c, id, at),
-            Pool::Postgres(c) => mark_sent!(c, id, at),
+        match &self.relaxed {
+            Pool::Sqlite(c) => mark_sent!(c, id, at).map(drop),
+            Pool::Postgres(c) => mark_sent!(c, id, at).map(drop),
         }
         .context("marking a mail as sent")?;
         Ok(())
@@ -293,17 +292,10 @@ impl StoreTx {
     async fn record_outcome(&mut self, id: i64, outcome: &Outcome) -> anyhow::Result<()> {
         let queued = OutboxState::Queued.as_str();
         match outcome {
-            Outcome::Sent(at) => on_tx!(self, |c| {
-                sqlx::query(MARK_SENT)
-                .bind(OutboxState::Sent.as_str())
-                .bind(Ts(*at))
-                .bind(id)
-                .bind(queued)
-                .execute(&mut *c)
-                .await
-                .map(|r| r.rows_affected())
-            })
-            .context("marking a mail as sent")?,
+            Outcome::Sent(at) => {
+                on_tx!(self, |c| mark_sent!(&mut *c, id, *at).map(|r| r.rows_affected()))
+                    .context("marking a mail as sent")?
+            }
             Outcome::Retry { error, next } => on_tx!(self, |c| {
                 sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2,
@@ -361,7 +353,9 @@ impl StoreTx {
     }
 }
 
-/// `MARK_SENT` for mail `$id`, accepted at `$at`, on the pool `$c`.
+/// `MARK_SENT` for mail `$id`, accepted at `$at`, executed on `$c` (a pool
+/// or a transaction's connection); the query's result. The one place its
+/// values are bound, for `record_sent` and a batch's `record_outcome`.
 macro_rules! mark_sent {
     ($c:expr, $id:expr, $at:expr) => {
         sqlx::query(MARK_SENT)
@@ -371,7 +365,6 @@ macro_rules! mark_sent {
             .bind(OutboxState::Queued.as_str())
             .execute($c)
             .await
-            .map(|_| ())
     };
 }
 use mark_sent;
