@@ -11,8 +11,14 @@ use crate::web::{free_port, http_get};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// `[web] unhealthy_after` in [`config`].
+const UNHEALTHY_AFTER: Duration = Duration::from_secs(3);
+
 fn config(port: u16) -> String {
-    format!("{CONFERENCES}\n[web]\nlisten = \"127.0.0.1:{port}\"\nunhealthy_after = \"3s\"\n")
+    format!(
+        "{CONFERENCES}\n[web]\nlisten = \"127.0.0.1:{port}\"\nunhealthy_after = \"{}s\"\n",
+        UNHEALTHY_AFTER.as_secs()
+    )
 }
 
 /// The value of the first metric line that starts with `series`.
@@ -78,11 +84,37 @@ fn healthz_and_metrics_follow_the_servers() {
         "{body}"
     );
     assert_eq!(metric(&body, "rsvpd_sending_paused"), Some(0.0), "{body}");
+    assert_eq!(
+        metric(&body, "rsvpd_imap_reconnects_total"),
+        Some(0.0),
+        "{body}"
+    );
     assert!(!body.contains("@"), "no addresses in metrics:\n{body}");
 
     // The IMAP server restarts: the daemon logs in again, and counts it.
     dovecot.restart();
     wait_metric(port, "rsvpd_imap_reconnects_total", 1.0, log);
+    // The login is counted before the mailbox worker's first step on the new
+    // session has finished; until that step clears it, the worker's failure
+    // while Dovecot was down ("connection refused", since before the login)
+    // stands, and /healthz reports it once it is older than `unhealthy_after`
+    // — after a 3 s backoff, or a second refused connect, it already is at
+    // the login. Breaking SMTP before it cleared makes the first 503 below
+    // the mailbox's. An ok from /healthz more than `unhealthy_after` after the
+    // login was seen proves it cleared: a failure that began before the login
+    // and still stood would show by then.
+    let settled = Instant::now() + UNHEALTHY_AFTER + Duration::from_millis(500);
+    wait_until(
+        WAIT,
+        "/healthz to say ok unhealthy_after past the IMAP reconnect",
+        || {
+            (Instant::now() >= settled)
+                .then(|| http_get(port, "/healthz"))
+                .flatten()
+                .filter(|r| *r == (200, "ok\n".to_string()))
+        },
+        log,
+    );
 
     // The SMTP server starts refusing our sender: sending pauses; after
     // `unhealthy_after` (3 s) /healthz says so, with the reason and the fix.
