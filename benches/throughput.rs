@@ -21,7 +21,8 @@
 //!    APPENDed; the time until smtp-sink holds its confirmation, over
 //!    `RSVPD_BENCH_LATENCY` mails (default 40) — and the same for Dovecot alone
 //!    (APPEND → `* EXISTS` in another session's IDLE), which is the floor.
-//!    The daemon's RSS when idle is read from /proc afterwards.
+//!    The daemon's RSS when idle is read from /proc afterwards, once its
+//!    understanding threads have ended (`understand::worker::IDLE`).
 //!
 //! `max_per_minute` and `answers_per_day` are set out of the way. Under
 //! `cargo test` (no `--bench`) it runs with 20 mails and 3 latency samples as a
@@ -437,7 +438,9 @@ fn rsvpd_idle_latency(samples: usize) -> Latency {
         wait_sink(&sink, i + 1, "rsvpd run");
         out.push(start.elapsed());
     }
-    std::thread::sleep(Duration::from_secs(1));
+    // Idle: the understanding threads end after IDLE without mail and take
+    // their memory along.
+    std::thread::sleep(rsvpd::understand::worker::IDLE + Duration::from_secs(3));
     let idle_rss_kib = proc_status_kib(pid, "VmRSS:");
     let idle_hwm_kib = proc_status_kib(pid, "VmHWM:");
     let idle_anon_kib = proc_status_kib(pid, "RssAnon:");

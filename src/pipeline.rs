@@ -24,9 +24,10 @@ impl App {
     /// registration when the text names no conference, and our opt-in
     /// request when the reply lost its token.
     ///
-    /// Reading runs on a blocking thread: a mail takes a millisecond or more
-    /// of CPU (see `benches/understand.rs`), which would otherwise hold up the
-    /// IMAP and SMTP work of the other workers on the daemon's async threads.
+    /// Reading runs on an understanding thread (`understand::worker`): a mail
+    /// takes a millisecond or more of CPU (see `benches/understand.rs`), which
+    /// would otherwise hold up the IMAP and SMTP work of the other workers on
+    /// the daemon's async threads.
     pub async fn understand(&self, raw: &[u8]) -> anyhow::Result<Understood> {
         self.understand_answering(raw, &understand::thread_references(raw))
             .await
@@ -73,7 +74,7 @@ impl App {
         let mailbox_address = self.config.mailbox.address.clone();
         let default_language = self.config.defaults.language;
         let raw = raw.to_vec();
-        let result = tokio::task::spawn_blocking(move || {
+        let result = understand::worker::run(move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 crate::failpoint::panic_point("understand-panic");
                 let ctx = Context {
@@ -85,8 +86,7 @@ impl App {
                 understand::understand(&raw, &ctx)
             }))
         })
-        .await
-        .context("the thread reading a mail failed")?;
+        .await?;
         Ok(result.unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()

@@ -8,25 +8,27 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::pattern::Pattern;
+
 use super::text::{self, edit_distance, find_seq, fold, loose, match_tokens, tokens};
 use super::{ConferenceRef, Language};
 
 /// Words that make a sentence about workshop choices.
-static WS_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
+static WS_CONTEXT: Pattern = Pattern::new(|| {
     Regex::new(
         r"\b(?:workshops?|ateliers?|ws\d*|dialog-?\s?runden?|dialogrunden?|gespraechsrunden?|themenrunden?|runden?|rounds?|sessions?|arbeitsgruppen?|ags?|panels?|foren|forums?|thema|themas|themen|themenbereich|topics?|tisch|tische|tables?|dialogues?|dialogs?|gruppen?|interessier\w*|interesse|interest|interested|teilnehmen an|moechte\w* (?:in|an|zu)|would like to join|gern in|gerne in|am liebsten|choose|choice|wahl|waehle\w*|besuchen|attend)\b",
     )
     .expect("regex")
 });
 
-static WS_NUMBERS: LazyLock<Regex> = LazyLock::new(|| {
+static WS_NUMBERS: Pattern = Pattern::new(|| {
     Regex::new(
         r"\b(?:workshops?|ateliers?|ws|dialog-?\s?runden?|dialogrunden?|gespraechsrunden?|themenrunden?|runden?|rounds?|sessions?|arbeitsgruppen?|ags?|panels?|foren|forums?|thema|themen|topics?|tische?|tables?|dialogues?|gruppen?|groups?)[\s-]*(?:nr\.?|no\.?|nummer|number|#|:)?\s*(\d{1,2}(?:\s*(?:,|und|and|&|/|\+|sowie|oder|or|bzw\.?|u\.)\s*(?:(?:workshops?|ws|nr\.?|no\.?|#)\s*)?\d{1,2})*)(\s*\S*)",
     )
     .expect("regex")
 });
 
-static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d{1,2}").expect("regex"));
+static NUMBER: Pattern = Pattern::new(|| Regex::new(r"\d{1,2}").expect("regex"));
 
 const STOP: &[&str] = &[
     "und", "and", "in", "der", "die", "das", "fuer", "for", "the", "of", "zu", "im", "am", "mit",
@@ -104,8 +106,7 @@ struct Mention {
     alternative: bool,
 }
 
-static ALTERNATIVE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(?:oder|or|bzw)\b").expect("regex"));
+static ALTERNATIVE: Pattern = Pattern::new(|| Regex::new(r"\b(?:oder|or|bzw)\b").expect("regex"));
 
 /// Workshop ids of `conf` chosen in `text`, in the conference's order, and
 /// those named only as a fallback ("Workshop 2 oder 3": 3).
@@ -300,11 +301,11 @@ pub fn workshops(
 
 /// "den zweiten Workshop" → "den workshop 2", "Workshop III" → "workshop 3".
 fn ordinals_to_numbers(folded: &str) -> String {
-    static ORDINAL: LazyLock<Regex> = LazyLock::new(|| {
+    static ORDINAL: Pattern = Pattern::new(|| {
         Regex::new(r"\b(erste[nmr]?|zweite[nmr]?|dritte[nmr]?|vierte[nmr]?|fuenfte[nmr]?|sechste[nmr]?|siebte[nmr]?|first|second|third|fourth|fifth|sixth|seventh)\s+(workshops?|dialogrunden?|runden?|rounds?|sessions?)\b")
             .expect("regex")
     });
-    static ROMAN: LazyLock<Regex> = LazyLock::new(|| {
+    static ROMAN: Pattern = Pattern::new(|| {
         Regex::new(r"\b(workshops?|dialogrunden?|runden?|rounds?)\s+(i|ii|iii|iv|v|vi|vii)\b")
             .expect("regex")
     });
@@ -538,28 +539,28 @@ const NOTE_RULES: &[NoteRule] = &[
     },
 ];
 
-static NOTE_RES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+static NOTE_RES: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
     NOTE_RULES
         .iter()
-        .map(|r| Regex::new(r.pattern).expect("regex"))
+        .map(|r| Pattern::text(r.pattern.to_string()).expect("regex"))
         .collect()
 });
 
-static NEGATION: LazyLock<Regex> = LazyLock::new(|| {
+static NEGATION: Pattern = Pattern::new(|| {
     Regex::new(r"\b(?:kein|keine|keinen|keiner|nicht|no|not|don'?t|do not|without|ohne|weder)\b")
         .expect("regex")
 });
 
-static ALLERGY: LazyLock<Regex> = LazyLock::new(|| {
+static ALLERGY: Pattern = Pattern::new(|| {
     Regex::new(r"(?i)\b(?:allergi\w*|unverträglich\w*|intoleran\w*)\s+(?:gegen|auf|to|against|on)\s+((?:[\p{L}-]+)(?:\s*(?:,|und|and|&)\s*[\p{L}-]+){0,3})")
         .expect("regex")
 });
-static ALLERGY_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+static ALLERGY_BEFORE: Pattern = Pattern::new(|| {
     Regex::new(r"(?i)\b([\p{L}]+)[- ]?(?:allergie|allergy|allergic|unverträglichkeit)")
         .expect("regex")
 });
 
-static INTERPRETER_LANGUAGE: LazyLock<Regex> = LazyLock::new(|| {
+static INTERPRETER_LANGUAGE: Pattern = Pattern::new(|| {
     Regex::new(r"\b(arabi\w*|tuerki\w*|turkish|farsi|persi\w*|dari|kurd\w*|russi\w*|ukraini\w*|polni\w*|polish|englisch|english|franzoesi\w*|french|tigrinya|somali\w*|paschtu|pashto|rumaeni\w*|romanian|bulgari\w*|serbi\w*|kroati\w*|albani\w*|spani\w*|spanish|vietnames\w*|twi|urdu|hindi)\b")
         .expect("regex")
 });

@@ -4,9 +4,9 @@
 //! lists, newsletters and bulk mail become [`Action::Ignore`]. Looks at headers
 //! first and only at the text when a system sender says it is a bounce.
 
-use std::sync::LazyLock;
-
 use regex::Regex;
+
+use super::pattern::Pattern;
 
 use super::Action;
 use super::mime::Mail;
@@ -94,7 +94,7 @@ fn auto_reply(mail: &Mail, mailbox: &str) -> Option<String> {
     let (bare, _, _) = text::strip_subject_prefixes(&mail.subject);
     let subject = fold(&mail.subject);
     let bare_f = fold(&bare);
-    static AUTO_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    static AUTO_SUBJECT: Pattern = Pattern::new(|| {
         Regex::new(
             r"^\s*(?:automatische antwort|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|abwesenheitsnotiz|abwesenheit|abwesend|out of (?:the )?office|ooo\b|urlaubsabwesenheit|reponse automatique|otomatik yanit|automatyczna odpowiedz|autosvar|automatisch antwoord|risposta automatica|respuesta automatica|gelesen:|ungelesen:|nicht gelesen:|read:|not read:|zugestellt:|delivered:|lesebestaetigung|read receipt|empfangsbestaetigung)",
         )
@@ -119,8 +119,8 @@ fn auto_reply(mail: &Mail, mailbox: &str) -> Option<String> {
     None
 }
 
-static STATUS_CODE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b").expect("regex"));
+static STATUS_CODE: Pattern =
+    Pattern::new(|| Regex::new(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b").expect("regex"));
 
 fn bounce(mail: &Mail, mailbox: &str) -> Option<Action> {
     let report = mail.content_type == "multipart/report"
@@ -273,7 +273,7 @@ fn is_system_sender(mail: &Mail) -> bool {
     ) || name.contains("mail delivery")
         || name.contains("mailer-daemon")
         || name.contains("e-mail-zustellsystem");
-    static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    static BOUNCE_SUBJECT: Pattern = Pattern::new(|| {
         Regex::new(
             r"(?:undeliver|undelivered mail|returned mail|delivery status notification|delivery failure|failure notice|mail delivery failed|delivery has failed|unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|unzustellbare|nachricht konnte nicht zugestellt|non remis|mail system error|message not delivered)",
         )
@@ -288,7 +288,7 @@ fn is_system_sender(mail: &Mail) -> bool {
 /// returned copy of the original message that is neither ours nor the daemon's.
 fn from_notice_text(mail: &Mail, mailbox: &str) -> Option<Action> {
     let body = &mail.body;
-    static COPY_START: LazyLock<Regex> = LazyLock::new(|| {
+    static COPY_START: Pattern = Pattern::new(|| {
         Regex::new(
             r"(?im)^(?:[-\s]*(?:this is a copy of|original message|ursprüngliche nachricht|original-nachricht|a copy of the original message|the original message)|-+ ?(?:original message|below this line).*|return-path:|received:|message-id:|reporting-mta:|final-recipient:|diagnostic information for administrators|diagnoseinformationen für administratoren)",
         )
@@ -373,7 +373,7 @@ fn from_notice_text(mail: &Mail, mailbox: &str) -> Option<Action> {
 
 /// The most telling line of a free-text bounce explanation.
 fn failure_line(explain: &str, recipient: Option<&str>) -> Option<String> {
-    static KEY: LazyLock<Regex> = LazyLock::new(|| {
+    static KEY: Pattern = Pattern::new(|| {
         Regex::new(
             r"(?i)(\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b|user unknown|unknown user|does not exist|doesn't exist|no such user|mailbox (?:is )?(?:full|unavailable|not found)|not found|existiert nicht|unbekannt|quota|address rejected|recipient rejected|could not be delivered|couldn't be delivered|konnte nicht zugestellt|delayed|verzögert)",
         )
@@ -385,8 +385,7 @@ fn failure_line(explain: &str, recipient: Option<&str>) -> Option<String> {
         .filter(|l| !l.is_empty())
         .collect();
     // Prefer a line with a status code, then one with a failure phrase.
-    static SMTP_CODE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\b[45]\d\d\b").expect("regex"));
+    static SMTP_CODE: Pattern = Pattern::new(|| Regex::new(r"\b[45]\d\d\b").expect("regex"));
     // Bounces put the reason on the failed address's line or right below it.
     if let Some(r) = recipient
         && let Some(at) = lines.iter().position(|l| l.to_lowercase().contains(r))

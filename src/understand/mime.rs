@@ -8,9 +8,10 @@
 //! [`Mail::decode_problem`] instead.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
 use regex::Regex;
+
+use super::pattern::Pattern;
 
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Address, Encoding, Message, MessageParser, MimeHeaders, PartType};
@@ -388,7 +389,7 @@ fn part_text(message: &Message<'_>, idx: usize) -> Result<String, String> {
 /// Decodes RFC 2047 words that mail-parser left as they were because they
 /// are broken (no closing "?=", spaces inside, an unknown charset).
 pub fn repair_encoded_words(s: &str) -> String {
-    static WORD: LazyLock<Regex> = LazyLock::new(|| {
+    static WORD: Pattern = Pattern::new(|| {
         Regex::new(r"=\?([A-Za-z0-9_.:-]+)(?:\*[A-Za-z-]+)?\?([QqBb])\?([^?\s]*)(?:\?=)?")
             .expect("regex")
     });

@@ -30,11 +30,13 @@ mod html;
 mod intent;
 mod language;
 mod mime;
+mod pattern;
 mod people;
 mod routing;
 pub mod score;
 mod text;
 pub mod vocab;
+pub mod worker;
 
 #[cfg(test)]
 mod corpus_test;

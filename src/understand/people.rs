@@ -5,9 +5,9 @@
 //! group lists ("1. … 2. …"), and the fields of web-form mails. Every value it
 //! returns is a single clean line: never a CR/LF, a phone number or a street.
 
-use std::sync::LazyLock;
-
 use regex::Regex;
+
+use super::pattern::Pattern;
 
 use super::text::{self, fold, one_line};
 
@@ -247,8 +247,8 @@ const NOT_NAME: &[&str] = &[
     "assistant",
 ];
 
-static NAME_TOKEN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\p{L}][\p{L}\p{M}'’.-]*$").expect("regex"));
+static NAME_TOKEN: Pattern =
+    Pattern::new(|| Regex::new(r"^[\p{L}][\p{L}\p{M}'’.-]*$").expect("regex"));
 
 /// Is this line plausibly a person's name ("Dr. Fatma Demir", "Kwame Mensah",
 /// "Jörg Weber", "محمد علي")? `min_tokens` is the least number of words.
@@ -419,7 +419,7 @@ fn is_org_word(f: &str) -> bool {
         .any(|s| f.len() >= s.len() + 4 && f.ends_with(s))
 }
 
-static PHONE_OR_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+static PHONE_OR_ADDRESS: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?i)(?:\+?\d[\d /().-]{6,}\d|\b\d{5}\b|\b(?:tel|fon|telefon|phone|mobil|mobile|handy|fax)\b|www\.|https?:|@|\b\S+(?:straße|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer)\s+\d)",
     )
@@ -524,7 +524,7 @@ pub fn tidy_name(s: &str) -> String {
         .to_string()
 }
 
-static CLOSING: LazyLock<Regex> = LazyLock::new(|| {
+static CLOSING: Pattern = Pattern::new(|| {
     Regex::new(
         r"^\W*(?:(?:mit |mfg)?(?:freundlichen|besten|herzlichen|lieben|vielen|viele|beste|liebe|herzliche|schoene|sonnige|kollegiale|freundliche|solidarische|gruene|collegial)?\s*(?:gruessen|gruesse|gruss|gruesschen|grusse|grussen)\b|(?:mfg|lg|vg|bg|mkg|hg|gruss)\b|(?:best|kind|warm|many|with best|with kind)?\s*regards\b|best(?: wishes)?\W*$|all the best\b|cheers\b|thanks?(?: you)?(?: (?:and|&) (?:best|kind) regards| in advance| a lot| so much)?\W*$|many thanks\b|sincerely\b|yours\b|tesekkurler\b|saygilarimla\b|selamlar\b|pozdrawiam\b|z powazaniem\b|pozdrowienia\b|danke\W*(?:und|&)?\W*(?:viele|beste|liebe)?\W*(?:gruesse)?\W*$|vielen dank\W*(?:und)?\W*(?:viele|beste|liebe)?\W*(?:gruesse)?\W*$|herzlichen dank\W*$|ciao\b|tschuess\b|bis dann\b|bis bald\b|salam\b|shukran\b|medase\b)",
     )
@@ -692,7 +692,7 @@ fn strip_signer_prefix(l: &str) -> &str {
 fn after_closing(line: &str) -> Option<String> {
     // Split after the closing words: take the tail after a comma, or after
     // the known short forms.
-    static TAIL: LazyLock<Regex> = LazyLock::new(|| {
+    static TAIL: Pattern = Pattern::new(|| {
         Regex::new(r"(?i)^\W*(?:LG|VG|MfG|BG|Gruß|Gruss|Grüße|Gruesse|Cheers|Best|Thanks|Danke|Ciao|Salam)\b[,!.\s]+(.+)$")
             .expect("regex")
     });
@@ -708,7 +708,7 @@ fn after_closing(line: &str) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-static STATED_NAME: LazyLock<Regex> = LazyLock::new(|| {
+static STATED_NAME: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?i:mein name ist|my name is|ich hei(?:ß|ss)e|ich bin|i am|i'm|this is|hier (?:ist|schreibt)|ich,)\s+((?:(?:Dr|Prof)\.\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+(?:(?:von|van|de|der|al|el|bin|ibn)\s+)?\p{Lu}[\p{L}\p{M}'’-]+){0,3})",
     )
@@ -732,7 +732,7 @@ pub fn stated_name(text: &str) -> Option<String> {
     None
 }
 
-static ORG_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
+static ORG_PHRASE: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?i:\bfür (?:den|die|das|unseren|unsere|unser)|\bvon (?:der|dem|den)|\bvom|\bbei (?:der|dem)|\bbeim|\bon behalf of|\bfrom|\bat|\bfor (?:the|our)|\barbeite (?:bei|im|in der|für)|\bwork (?:at|for))\s+((?:\p{Lu}[\p{L}\p{M}.'’&-]*|e\.\s?V\.|gGmbH|GmbH|und|für|der|die|des|im|in|e\.V\.)(?:\s+(?:\p{Lu}[\p{L}\p{M}.'’&-]*|e\.\s?V\.|e\.V\.|gGmbH|GmbH|und|für|der|die|des|im|in|of|for|the)){0,6})",
     )
@@ -830,21 +830,21 @@ fn number(word: &str) -> Option<u32> {
     })
 }
 
-static COMPANIONS_N: LazyLock<Regex> = LazyLock::new(|| {
+static COMPANIONS_N: Pattern = Pattern::new(|| {
     Regex::new(&format!(
         r"\b(?:mit|with|plus|und|and|sowie|bringe|bringen|bringing|bring|samt|nebst|\+)\s+(?:noch\s+)?(?:meinen|meine|meiner|my|unseren|unsere|our|insgesamt)?\s*{NUM}\s+(?:weitere[nm]?\s+|additional\s+|more\s+|other\s+|zusaetzliche[nm]?\s+|externe[nm]?\s+)?(?:begleitperson\w*|begleitung\w*|begleiter\w*|kolleg\w*|colleague\w*|person\w*|people|leute\w*|mitarbeiter\w*|mitarbeitende\w*|freund\w*|friends?|guests?|gaeste\w*|gast|kind\w*|children|child|kids?|teilnehm\w*|participants?|ehrenamtliche\w*|volunteers?|familienmitglied\w*|angehoerige\w*|jugendliche\w*|schueler\w*|student\w*|azubis?|auszubildende\w*|praktikant\w*|bewohner\w*|klient\w*|mitglieder\w*|members?|frauen|maenner|damen|herren)\b"
     ))
     .expect("regex")
 });
 
-static COMPANIONS_BARE_N: LazyLock<Regex> = LazyLock::new(|| {
+static COMPANIONS_BARE_N: Pattern = Pattern::new(|| {
     Regex::new(&format!(
         r"\b{NUM}\s+(?:weitere[nm]?\s+|additional\s+|zusaetzliche[nm]?\s+)?(?:begleitperson\w*|begleiter\w*|begleitung\w*|companions?|guests?|gaeste\w*|weitere person\w*|plus ?ones?|schueler\w*|students|pupils)\b"
     ))
     .expect("regex")
 });
 
-static COMPANION_ONE: LazyLock<Regex> = LazyLock::new(|| {
+static COMPANION_ONE: Pattern = Pattern::new(|| {
     Regex::new(
         r"\b(?:mit|with|und|and|sowie|plus|samt|bringe|bring|bringing|begleitet von|accompanied by|noch)\s+(?:meinem|meiner|meine|my|unserem|unserer|unsere|our|einem|einer|a|an|der|dem|the)\s+(?:kollegen|kollege|kollegin|colleague|begleitung|begleitperson|begleiter|begleiterin|partner|partnerin|ehefrau|ehemann|frau|mann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friend|mitarbeiter|mitarbeiterin|chef|chefin|vorgesetzten|vorgesetzter|mutter|vater|mother|father|schwester|bruder|sister|brother|nachbar|nachbarin|assistent|assistentin|assistant|betreuer|betreuerin|dolmetscher|dolmetscherin|interpreter|praktikant|praktikantin|azubi|kind|child|guest|gast|baby|kleinkind|enkel|enkelin|enkelkind|grandchild)\b",
     )
@@ -852,45 +852,44 @@ static COMPANION_ONE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// "mein Mann kommt auch mit", "my wife will come too".
-static COMPANION_COMES: LazyLock<Regex> = LazyLock::new(|| {
+static COMPANION_COMES: Pattern = Pattern::new(|| {
     Regex::new(
         r"\b(?:mein|meine|my|unser|unsere|our)\s+(?:kollege|kollegin|colleague|begleitung|begleitperson|partner|partnerin|ehefrau|ehemann|frau|mann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friend|mutter|vater|mother|father|schwester|bruder|sister|brother|nachbar|nachbarin|assistent|assistentin|assistant|betreuer|betreuerin|dolmetscher|dolmetscherin|interpreter)\b(?:\s+\p{L}+){0,2}?\s+(?:kommt|wird|moechte|will|would|is coming|joins|will join|begleitet|nimmt)\b[^.!?\n]{0,40}\b(?:mit|auch|ebenfalls|teil|dabei|come|join|too|also|as well|kommen|teilnehmen|begleiten)\b",
     )
     .expect("regex")
 });
 
-static NEGATED_COMING: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:nicht|kein|keine|not|cannot|can't|won't)\b").expect("regex")
-});
+static NEGATED_COMING: Pattern =
+    Pattern::new(|| Regex::new(r"\b(?:nicht|kein|keine|not|cannot|can't|won't)\b").expect("regex"));
 
-static ALONE: LazyLock<Regex> = LazyLock::new(|| {
+static ALONE: Pattern = Pattern::new(|| {
     Regex::new(r"\b(?:allein|alleine|alone|by myself|on my own|nur ich|only me|only myself|just me|just myself)\b")
         .expect("regex")
 });
 
 /// "mein Sohn (12) auch", "my wife too".
-static COMPANION_TOO: LazyLock<Regex> = LazyLock::new(|| {
+static COMPANION_TOO: Pattern = Pattern::new(|| {
     Regex::new(
         r"\b(?:mein|meine|my|unser|unsere|our)\s+(?:kollege|kollegin|colleague|begleitung|partner|partnerin|ehefrau|ehemann|frau|mann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friend|mutter|vater|mother|father|schwester|bruder|sister|brother|nachbar|nachbarin)\b(?:\s*\([^)]{0,20}\))?\s*,?\s+(?:auch|ebenfalls|too|as well)\b",
     )
     .expect("regex")
 });
 
-static TOTAL: LazyLock<Regex> = LazyLock::new(|| {
+static TOTAL: Pattern = Pattern::new(|| {
     Regex::new(&format!(
         r"\bzu (zweit|zwei|dritt|viert|fuenft|sechst|siebt|acht|neunt|zehnt)\b|\b(?:wir sind|we are|we will be|we'll be|wir werden|insgesamt|in total|total of|gesamt|anzahl(?: der)? (?:personen|teilnehm\w*)|personenzahl|teilnehmerzahl|number of (?:people|persons|participants|attendees)|party of|group of|gruppe von|fuer|for|als)\s*:?\s*(?:insgesamt\s+|mit\s+)?{NUM}\s*(personen|people|persons|leute|teilnehm\w*|participants?|plaetze|places|seats|tickets|erwachsene|adults|menschen|leuten)?\b|\bwir\s+(?:kommen|sind|werden)\b[^.!?]{{0,30}}\bmit\s+{NUM}\s+(?:personen|leuten|teilnehm\w*|leute)\b|\b{NUM}\s+(personen|people|persons|leute|teilnehmende|teilnehmer(?:innen)?|teilnehmer/innen|participants|plaetze|places|seats|tickets|anmeldungen)\b"
     ))
     .expect("regex")
 });
 
-static NAMED_AFTER_NOUN: LazyLock<Regex> = LazyLock::new(|| {
+static NAMED_AFTER_NOUN: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?:\b(?i:mit|with|und|and|sowie|plus|samt|bringe|bring|bringing|begleitet von|accompanied by|noch)\s+(?i:meinem|meiner|meine|meinen|my|unserem|unserer|unsere|unseren|our|der|dem|the|den)?\s*(?i:kollegen|kollege|kollegin|kolleginnen|colleagues?|begleitung|begleitperson(?:en)?|partner|partnerin|ehefrau|ehemann|wife|husband|tochter|sohn|daughter|son|freund|freundin|friends?|mitarbeiter(?:in|innen)?|chef|chefin|nachbarin|nachbar|assistentin|assistent|assistant)\s*,?\s+)((?:(?:Frau|Herrn?|Dr\.|Prof\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2}(?:\s*(?:,|und|and|&)\s*(?:(?:Frau|Herrn?|Dr\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2})*)",
     )
     .expect("regex")
 });
 
-static NAMED_TITLE: LazyLock<Regex> = LazyLock::new(|| {
+static NAMED_TITLE: Pattern = Pattern::new(|| {
     Regex::new(
         r"\b(?i:mit|with|und|and|sowie|samt|zusammen mit|together with|bringe|bring|bringing|zusätzlich zu|zusaetzlich zu|neben|in addition to|besides)\s+((?:Frau|Herrn?|Mr\.?|Mrs\.?|Ms\.?|Dr\.)\s+(?:Dr\.\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+)?)",
     )
@@ -899,7 +898,7 @@ static NAMED_TITLE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// "…nachmelden: meine Kollegin Sandra Klein" — a possessive companion noun
 /// with a name at the start of a line or after a colon or dash.
-static NAMED_LEADING: LazyLock<Regex> = LazyLock::new(|| {
+static NAMED_LEADING: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?m)(?:^|[:–.!-]\s)\s*(?i:meine|meinen|meinem|meiner|unsere|unseren|our|my)\s+(?i:kollegin|kollege|kollegen|colleague|begleitung|begleitperson|partnerin|partner|ehefrau|ehemann|tochter|sohn|wife|husband|daughter|son|freundin|freund|friend)\s*,?\s+((?:(?:Frau|Herrn?|Dr\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2})",
     )
@@ -907,7 +906,7 @@ static NAMED_LEADING: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// "mein Mann, unsere zwei Kinder und ich", "my husband, our two kids and me".
-static PEOPLE_AND_ME: LazyLock<Regex> = LazyLock::new(|| {
+static PEOPLE_AND_ME: Pattern = Pattern::new(|| {
     let item = format!(r"(?:meine[nmr]?|unsere[nmr]?|my|our)\s+(?:{NUM}\s+)?[\p{{L}}-]+");
     Regex::new(&format!(
         r"\b{item}(?:\s*,\s*{item})*(?:\s*,)?\s+(?:und|and|&)\s+(?:mich|me|myself|ich)\b"
@@ -924,14 +923,14 @@ fn number_word(w: &str) -> Option<u32> {
 }
 
 /// "meine Frau und mich", "my wife and me": one companion.
-static COMPANION_AND_ME: LazyLock<Regex> = LazyLock::new(|| {
+static COMPANION_AND_ME: Pattern = Pattern::new(|| {
     Regex::new(
         r"\b(?:meine|meinen|meinem|my)\s+(?:frau|mann|ehefrau|ehemann|partner|partnerin|kollegin|kollegen|kollege|tochter|sohn|schwester|bruder|mutter|vater|freundin|freund|wife|husband|colleague|daughter|son|sister|brother|mother|father|friend|partner)\s+(?:und|and|&)\s+(?:mich|me|ich|i|myself)\b|\b(?:bringe|bringen|nehme|nehmen)\s+(?:noch\s+|auch\s+)?(?:meinen|unseren|einen)\s+(?:sohn|mann|ehemann|kollegen|partner|freund|bruder|vater|nachbarn|enkel|assistenten|betreuer|dolmetscher)\b",
     )
     .expect("regex")
 });
 
-static BRING_NAME: LazyLock<Regex> = LazyLock::new(|| {
+static BRING_NAME: Pattern = Pattern::new(|| {
     Regex::new(
         r"\b(?i:bringe|bringen|bring)\s+(?i:noch\s+|auch\s+)?((?:(?:Frau|Herrn?|Dr\.)\s+)?\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){0,2})\s+(?i:mit|along)\b",
     )
@@ -1017,7 +1016,7 @@ pub fn party(text: &str) -> Party {
         spans.push((m.start(), m.end()));
     }
     // Each of these names one companion, unless an earlier pattern already counted that text.
-    for pattern in [&*COMPANION_ONE, &*COMPANION_AND_ME, &*COMPANION_TOO] {
+    for pattern in [&COMPANION_ONE, &COMPANION_AND_ME, &COMPANION_TOO] {
         for all in pattern.find_iter(&folded) {
             if !spans.iter().any(|&(s, e)| all.start() < e && s < all.end()) {
                 extra += 1;
@@ -1119,7 +1118,7 @@ pub fn party(text: &str) -> Party {
             }
         }
     }
-    for re in [&*NAMED_TITLE, &*BRING_NAME, &*NAMED_LEADING] {
+    for re in [&NAMED_TITLE, &BRING_NAME, &NAMED_LEADING] {
         for c in re.captures_iter(text) {
             if let Some(m) = c.get(1) {
                 add(m.as_str());
@@ -1160,8 +1159,8 @@ pub fn without_courtesy_title(n: &str) -> String {
 }
 
 fn split_names(s: &str) -> Vec<String> {
-    static SEP: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\s*(?:,|\bund\b|\band\b|&)\s*").expect("regex"));
+    static SEP: Pattern =
+        Pattern::new(|| Regex::new(r"\s*(?:,|\bund\b|\band\b|&)\s*").expect("regex"));
     SEP.split(s)
         .map(|x| x.trim().to_string())
         .filter(|x| !x.is_empty())
@@ -1181,7 +1180,7 @@ pub struct Listed {
 /// Bildung)", "- Omar Haddad, omar@…, Workshop 2", or plain name lines after
 /// a line ending in ':'.
 pub fn group_list(text: &str) -> Vec<Listed> {
-    static MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    static MARKER: Pattern = Pattern::new(|| {
         Regex::new(r"^\s*(?:\d{1,2}\s*[.):]|\(\d{1,2}\)|[-*•·–▪◦]|[a-eA-E]\))\s+(.+)$")
             .expect("regex")
     });
@@ -1274,7 +1273,7 @@ fn list_item(item: &str) -> Option<Listed> {
 /// (amara.nwosu@…)", "meine Kollegin Anna Weber <anna@…>". The rest of the
 /// sentence after the address is kept for workshop choices.
 pub fn named_with_address(text: &str) -> Vec<Listed> {
-    static NAMED: LazyLock<Regex> = LazyLock::new(|| {
+    static NAMED: Pattern = Pattern::new(|| {
         Regex::new(
             r"((?:(?:Dr|Prof)\.\s+|(?:Frau|Herrn?|Mr|Mrs|Ms)\.?\s+)*\p{Lu}[\p{L}\p{M}'’-]+(?:\s+\p{Lu}[\p{L}\p{M}'’-]+){1,3})\s*[(<\[,:–-]?\s*(?:mailto:)?([A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})[)>\]]?([^\n]*)",
         )
@@ -1326,7 +1325,7 @@ pub struct Form {
 }
 
 pub fn form(text: &str) -> Form {
-    static FIELD: LazyLock<Regex> = LazyLock::new(|| {
+    static FIELD: Pattern = Pattern::new(|| {
         Regex::new(r"^\s*\**\s*([\p{L}][\p{L} .\-/()]{0,40}?)\s*\**\s*:\s*\**\s*(.*?)\s*$")
             .expect("regex")
     });

@@ -5,9 +5,9 @@
 //! Also reads the double-opt-in token from `anmeldung+confirm-TOKEN@…`.
 //! Name matching is tolerant (case, umlauts, hyphens, "LIP2.0", "MiKo").
 
-use std::sync::LazyLock;
-
 use regex::Regex;
+
+use super::pattern::Pattern;
 
 use super::text::{find_seq, fold, loose, match_tokens};
 use super::{ConferenceRef, Context, choices};
@@ -255,11 +255,11 @@ pub fn route(input: &RouteInput<'_>, ctx: &Context) -> Route {
 
 /// A double-opt-in token in a subject: "[K7X2-99QF]" or "confirm-K7X2-99QF".
 pub fn subject_token(subject: &str, conferences: &[ConferenceRef]) -> Option<String> {
-    static BRACKET: LazyLock<Regex> = LazyLock::new(|| {
+    static BRACKET: Pattern = Pattern::new(|| {
         Regex::new(r"\[\s*(?:confirm[-: ]\s*)?([A-Za-z0-9][A-Za-z0-9_-]{5,63})\s*\]")
             .expect("regex")
     });
-    static BARE: LazyLock<Regex> = LazyLock::new(|| {
+    static BARE: Pattern = Pattern::new(|| {
         Regex::new(r"(?i)\bconfirm-([A-Za-z0-9][A-Za-z0-9_-]{5,63})\b").expect("regex")
     });
     let looks_like_token = |t: &str| {

@@ -4,9 +4,9 @@
 //! quoted part and a forwarded message. Pure string functions; this module
 //! knows nothing about conferences or commands.
 
-use std::sync::LazyLock;
-
 use regex::Regex;
+
+use super::pattern::Pattern;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
@@ -309,7 +309,7 @@ const ABBREVIATIONS: &[&str] = &[
 ];
 
 pub fn is_list_item(line: &str) -> bool {
-    static RE: LazyLock<Regex> = LazyLock::new(|| {
+    static RE: Pattern = Pattern::new(|| {
         Regex::new(r"^\s*(?:\d{1,2}\s*[.)]|\(\d{1,2}\)|[-*•·–▪◦]|[a-eA-E]\))\s+\S").expect("regex")
     });
     RE.is_match(line)
@@ -334,37 +334,37 @@ pub struct Forwarded {
     pub text: String,
 }
 
-static ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
+static ATTRIBUTION: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?i)^\s*(?:am|on|le|el|il|op|w dniu|dnia)\b.{0,250}\b(?:schrieb|wrote|geschrieben|a écrit|escribió|ha scritto|schreef|napisał|napisała|yazdı)\b.{0,120}:?\s*$",
     )
     .expect("regex")
 });
-static ATTRIBUTION_END: LazyLock<Regex> = LazyLock::new(|| {
+static ATTRIBUTION_END: Pattern = Pattern::new(|| {
     Regex::new(r"(?i)(?:\bschrieb|\bwrote|\bgeschrieben|\ba écrit|\byazdı)(?:\s+\S+){0,6}\s*:\s*$")
         .expect("regex")
 });
-static ATTRIBUTION_START: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)^\s*(?:am|on|le|el)\s+\S").expect("regex"));
-static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
+static ATTRIBUTION_START: Pattern =
+    Pattern::new(|| Regex::new(r"(?i)^\s*(?:am|on|le|el)\s+\S").expect("regex"));
+static ORIGINAL_MESSAGE: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?i)^\s*[-_=*]{2,}\s*(?:ursprüngliche nachricht|original message|original-nachricht|originalnachricht|originale nachricht|message d'origine|orijinal ileti)\s*[-_=*]{2,}\s*$",
     )
     .expect("regex")
 });
-static FORWARD_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+static FORWARD_MARKER: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?i)^\s*(?:[-_=*>]{2,}\s*(?:forwarded message|weitergeleitete nachricht|weitergeleitete e-mail|weitergeleitete mail|forwarded e-?mail|message transféré|iletilen ileti)\s*[-_=*<]{2,}|(?:begin forwarded message|anfang der weitergeleiteten (?:nachricht|e-mail)|forwarded message)\s*:?)\s*$",
     )
     .expect("regex")
 });
-static HEADER_LINE: LazyLock<Regex> = LazyLock::new(|| {
+static HEADER_LINE: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?i)^\s*\**\s*(von|from|gesendet|sent|datum|date|an|to|cc|betreff|subject|antwort an|reply-to)\s*:\**\s*(.*)$",
     )
     .expect("regex")
 });
-static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
+static MOBILE_SIGNATURE: Pattern = Pattern::new(|| {
     Regex::new(
         r"(?i)^\s*(?:von meinem \S+.{0,40}gesendet|gesendet (?:von|mit|vom) (?:meinem|meiner|der|\S*mail|outlook|samsung|yahoo|gmx|web\.de|t-online).{0,60}|sent from (?:my|mail|outlook|yahoo|samsung).{0,60}|sent with .{0,40}|get outlook for .{0,30}|outlook für \S+ (?:beziehen|herunterladen)|diese (?:e-mail|nachricht) wurde (?:von|mit) .{0,60}(?:gesendet|versendet|verschickt)\.?|envoyé de mon .{0,40}|iphone'umdan gönderildi|wysłane z .{0,40})\s*$",
     )
@@ -564,7 +564,7 @@ fn parse_forwarded(lines: &[&str]) -> Forwarded {
     fwd
 }
 
-static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+static ADDRESS: Pattern = Pattern::new(|| {
     Regex::new(r"[A-Za-z0-9._%+'=-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
         .expect("regex")
 });
@@ -607,7 +607,7 @@ pub fn parse_address_text(value: &str) -> (Option<String>, Option<String>) {
 
 /// Removes "Re:", "AW:", "Fwd:", "WG:" … prefixes (repeatedly) and tags like `[EXT]`.
 pub fn strip_subject_prefixes(subject: &str) -> (String, bool, bool) {
-    static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    static PREFIX: Pattern = Pattern::new(|| {
         Regex::new(r"(?i)^\s*(?:(re|aw|antw|antwort|sv|vs|odp|r|rif|ynt|cevap|fwd?|wg|wtr|tr|enc|rv|i|doorst|weiterleitung|pd|ilt)\s*(?:\[\d+\])?\s*:|\[[^\]]{0,30}\])\s*")
             .expect("regex")
     });

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{LazyLock, OnceLock};
 
-use regex::{Regex, RegexBuilder};
+use super::pattern::Pattern;
 
 use super::text::fold;
 
@@ -85,13 +85,16 @@ pub struct Phrase {
     /// The compiled pattern; the regex of a single phrase is built only when
     /// asked which phrase of a section fired.
     source: Option<String>,
-    regex: OnceLock<Option<Regex>>,
+    regex: OnceLock<Option<Pattern>>,
 }
 
 impl Phrase {
-    fn regex(&self) -> Option<&Regex> {
+    fn regex(&self) -> Option<&Pattern> {
         self.regex
-            .get_or_init(|| self.source.as_deref().and_then(|s| build(s).ok()))
+            .get_or_init(|| {
+                // part of the section's alternation, which compiled
+                self.source.clone().map(Pattern::checked)
+            })
             .as_ref()
     }
 
@@ -111,7 +114,7 @@ impl Phrase {
 #[derive(Debug, Default)]
 pub struct Section {
     pub phrases: Vec<Phrase>,
-    any: Option<Regex>,
+    any: Option<Pattern>,
 }
 
 /// Where a phrase of a section was found.
@@ -155,7 +158,7 @@ impl Section {
     }
 
     /// The regex of all phrases, for splitting ("," or "aber" between clauses).
-    pub fn regex(&self) -> Option<&Regex> {
+    pub fn regex(&self) -> Option<&Pattern> {
         self.any.as_ref()
     }
 }
@@ -213,7 +216,7 @@ impl Vocabulary {
             let any = if alternatives.is_empty() {
                 None
             } else {
-                match build(&alternatives.join("|")) {
+                match Pattern::text(alternatives.join("|")) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         v.problems.push(format!("[{name}]: {e}"));
@@ -412,13 +415,6 @@ fn split_examples(line: &str) -> (String, Vec<String>, Vec<String>) {
         rest = &after[close + 1..];
     }
     (phrase.trim().to_string(), examples, counter)
-}
-
-fn build(re: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(re)
-        .size_limit(64 << 20)
-        .dfa_size_limit(32 << 20)
-        .build()
 }
 
 /// One element of a phrase.
