@@ -6,8 +6,8 @@
 //! new set of regex caches that stayed (see [`super::pattern`]). Here at most
 //! [`WORKERS`] threads of our own do it; they start when mail comes and end
 //! after [`IDLE`] without any, and with them go their regex clones and
-//! caches. A daemon that has read a burst of mail goes back to about the
-//! memory it started with.
+//! caches (a Maildir daemon after four bursts of 116 mails: 33 MiB against
+//! 95 before, 19 at start; `BENCHMARKS.md`, milestone 5).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -23,7 +23,6 @@ pub const IDLE: Duration = Duration::from_secs(5);
 
 type Job = Box<dyn FnOnce() + Send>;
 
-#[derive(Default)]
 struct State {
     jobs: VecDeque<Job>,
     live: usize,
