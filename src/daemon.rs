@@ -377,6 +377,9 @@ async fn supervise(
                 error!(problem = %why, "a worker is stuck; systemd's watchdog is no longer fed and will restart rsvpd");
             }
         }
+        // What the last tick's database connection, closed since, and any
+        // other freed memory held goes back to the kernel.
+        crate::memory::release_free();
         let app = app.borrow().clone();
         match status(&app).await {
             Ok(line) => notify_systemd(&[sd_notify::NotifyState::Status(&line)]),

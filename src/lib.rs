@@ -26,6 +26,7 @@ pub mod mailbox;
 pub mod mailer;
 pub mod manual;
 pub mod mask;
+pub mod memory;
 pub mod metrics;
 pub mod outbox;
 pub mod output;

@@ -142,7 +142,7 @@ enum ReviewAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    rsvpd::understand::worker::tune_allocator();
+    rsvpd::memory::tune_allocator();
     rsvpd::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

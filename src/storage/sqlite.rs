@@ -35,6 +35,7 @@ pub(super) async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     let opts = options(path)?.synchronous(SqliteSynchronous::Full);
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        .idle_timeout(IDLE_CONNECTION)
         // A connection to a local file does not go stale; the test would be
         // one more round trip to its thread for every statement outside a
         // transaction.
@@ -63,6 +64,11 @@ pub(super) async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     Ok(pool)
 }
 
+/// A connection unused for this long closes (checked as often): each holds
+/// a thread, a page cache and prepared statements, several hundred KiB that
+/// an idle daemon does not need. Opening one again takes a millisecond or two.
+pub const IDLE_CONNECTION: Duration = Duration::from_secs(10);
+
 fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str("sqlite://")
         .context("sqlite options")?
@@ -87,6 +93,7 @@ pub(super) fn relaxed(path: &Path) -> anyhow::Result<SqlitePool> {
         .max_connections(1)
         .test_before_acquire(false)
         .min_connections(0)
+        .idle_timeout(IDLE_CONNECTION)
         .connect_lazy_with(options(path)?.synchronous(SqliteSynchronous::Normal)))
 }
 
@@ -114,4 +121,29 @@ pub(super) async fn checkpoint_truncate(pool: &SqlitePool) -> anyhow::Result<boo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unused_connections_close() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pool = open(&dir.path().join("rsvpd.db")).await.expect("open");
+        let a = pool.acquire().await.expect("first connection");
+        let b = pool.acquire().await.expect("second connection");
+        assert!(pool.size() >= 2, "two connections in use: {}", pool.size());
+        drop((a, b));
+        // Closed at the first check after IDLE_CONNECTION unused, and the
+        // checks come every IDLE_CONNECTION.
+        tokio::time::sleep(IDLE_CONNECTION * 2 + Duration::from_secs(2)).await;
+        assert_eq!(pool.size(), 0, "connections left open after a quiet spell");
+        // And the pool opens one again when asked.
+        let n: i64 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&pool)
+            .await
+            .expect("query after the quiet spell");
+        assert_eq!(n, 1);
+    }
 }

@@ -103,35 +103,7 @@ fn work() {
     if last {
         super::pattern::drop_shared();
     }
-    release_memory();
-}
-
-/// Fix glibc's thresholds, once at start. By default glibc raises its mmap
-/// threshold each time a big block is freed, and the trim threshold with it
-/// (up to 64 MB): after a burst of mail had freed its regex caches, the
-/// freed top of a worker's arena stayed resident and `malloc_trim` does not
-/// touch an arena's top. Fixed thresholds: blocks over 4 MiB get their own
-/// mappings (returned on free), and a free top over 1 MiB is trimmed. (256 KiB
-/// for the first measured the same idle memory; 4 MiB spares the backlog the
-/// mapping and unmapping of the regex caches as they grow.)
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called once at start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
-    }
-}
-
-/// Give the memory the ending worker freed back to the kernel: glibc keeps
-/// freed memory of a thread's arena for reuse, and this thread will not.
-fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory of glibc's arenas to the
-    // kernel; it takes no pointers and is safe to call from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::memory::release_free();
 }
 
 #[cfg(test)]
