@@ -377,8 +377,8 @@ async fn supervise(
                 error!(problem = %why, "a worker is stuck; systemd's watchdog is no longer fed and will restart rsvpd");
             }
         }
-        // What the last tick's database connection, closed since, and any
-        // other freed memory held goes back to the kernel.
+        // Freed memory goes back to the kernel, such as what the database
+        // connection of the last tick held (it closes 10 s after its use).
         crate::memory::release_free();
         let app = app.borrow().clone();
         match status(&app).await {

@@ -15,10 +15,11 @@
 /// mappings (returned on free), and a free top over 1 MiB is trimmed. (256 KiB
 /// for the first measured the same idle memory; 4 MiB spares the backlog the
 /// mapping and unmapping of the regex caches as they grow.) And at most two
-/// arenas, one per core, instead of up to eight per core: every thread that
-/// ever ran (database connections, understanding workers) left an arena with
-/// its own free top and scraps resident (idle RSS −0.4 MiB, backlog the same
-/// in an A/B).
+/// arenas instead of up to eight per core: every thread that ever ran
+/// (database connections, understanding workers) left an arena with its own
+/// free top and scraps resident (idle RSS −0.4 MiB; the backlog, where two
+/// workers understand and a few threads talk to servers and the database,
+/// measured the same in an A/B).
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called once at start,
