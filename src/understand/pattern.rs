@@ -63,6 +63,15 @@ pub fn drop_shared() {
     drop(bases);
 }
 
+/// Keep `base` as the compiled base of `slot`.
+fn store(slot: usize, base: Regex) {
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if shared.len() <= slot {
+        shared.resize(slot + 1, None);
+    }
+    shared[slot] = Some(base);
+}
+
 /// How every text pattern is compiled (the vocabulary's phrases: big
 /// alternations whose lazy DFA needs room).
 fn build(source: &str) -> Result<Regex, regex::Error> {
@@ -82,10 +91,14 @@ impl Pattern {
         }
     }
 
-    /// A pattern from text, compiled once here to report an error.
+    /// A pattern from text, compiled here to report an error; the regex
+    /// compiled becomes the shared base, so the first search does not compile
+    /// it again.
     pub fn text(source: String) -> Result<Pattern, regex::Error> {
-        build(&source)?;
-        Ok(Pattern::checked(source))
+        let base = build(&source)?;
+        let pattern = Pattern::checked(source);
+        store(pattern.slot(), base);
+        Ok(pattern)
     }
 
     /// A pattern from text known to compile (a part of an alternation
@@ -109,11 +122,15 @@ impl Pattern {
         }
     }
 
+    fn slot(&self) -> usize {
+        *self
+            .slot
+            .get_or_init(|| NEXT_SLOT.fetch_add(1, Ordering::Relaxed))
+    }
+
     /// This thread's clone.
     fn local(&self) -> Rc<Regex> {
-        let slot = *self
-            .slot
-            .get_or_init(|| NEXT_SLOT.fetch_add(1, Ordering::Relaxed));
+        let slot = self.slot();
         let cached = LOCAL.with(|table| table.borrow().get(slot).cloned().flatten());
         if let Some(regex) = cached {
             return regex;
@@ -141,11 +158,7 @@ impl Pattern {
         // Compiled outside the lock; should two threads race, both compile
         // and the second's is kept.
         let base = self.compile();
-        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-        if shared.len() <= slot {
-            shared.resize(slot + 1, None);
-        }
-        shared[slot] = Some(base.clone());
+        store(slot, base.clone());
         base
     }
 
