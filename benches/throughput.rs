@@ -401,7 +401,6 @@ struct Latency {
 }
 
 /// The daemon's memory at its largest idle reading.
-#[derive(Default)]
 struct Idle {
     rss_kib: i64,
     /// Of the RSS: heap and stacks, and pages of the binary and libraries.
@@ -409,7 +408,7 @@ struct Idle {
     file_kib: i64,
     /// The peak over the whole run.
     hwm_kib: i64,
-    /// The smallest idle reading.
+    /// The smallest idle reading (set once all are taken).
     least_rss_kib: i64,
 }
 
@@ -480,26 +479,27 @@ fn rsvpd_idle_latency(samples: usize, full: bool) -> Latency {
     } else {
         1
     };
-    let mut idle = Idle::default();
-    for _ in 0..readings {
-        let now = Idle {
+    let mut all = Vec::new();
+    for i in 0..readings {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        all.push(Idle {
             rss_kib: proc_status_kib(pid, "VmRSS:"),
             anon_kib: proc_status_kib(pid, "RssAnon:"),
             file_kib: proc_status_kib(pid, "RssFile:"),
             hwm_kib: proc_status_kib(pid, "VmHWM:"),
             least_rss_kib: 0,
-        };
-        if now.rss_kib > idle.rss_kib {
-            idle = Idle {
-                least_rss_kib: idle.least_rss_kib,
-                ..now
-            };
-        }
-        if idle.least_rss_kib == 0 || now.rss_kib < idle.least_rss_kib {
-            idle.least_rss_kib = now.rss_kib;
-        }
-        std::thread::sleep(Duration::from_millis(500));
+        });
     }
+    let least_rss_kib = all.iter().map(|r| r.rss_kib).min().unwrap_or(-1);
+    let idle = Idle {
+        least_rss_kib,
+        ..all
+            .into_iter()
+            .max_by_key(|r| r.rss_kib)
+            .expect("at least one reading")
+    };
     // For a closer look: where the idle daemon's resident pages are.
     if let Some(path) = std::env::var_os("RSVPD_BENCH_SMAPS") {
         let smaps = std::fs::read(format!("/proc/{pid}/smaps")).unwrap_or_default();
